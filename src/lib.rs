@@ -1,2 +1,21 @@
+//! `lightspeed-sync`: mirror Lightspeed Retail (R-Series) Accounts and Customers into PostgreSQL.
+//!
+//! # Layout
+//!
+//! - [`cli`]: the command line (one function per command, exit codes).
+//! - [`config`]: the typed settings tree (defaults → `config.toml` → `LSSYNC__*` env), secrets redacted.
+//! - [`telemetry`]: tracing setup (human on a terminal, JSON otherwise).
+//! - [`db`]: pool, embedded migrations, one small function per statement.
+//! - [`tokens`]: credentials at rest (AEAD), the token source with single-flight refresh.
+//! - [`sim`]: a stand-alone simulator of the R-Series API for tests, `demo` and benchmarks.
+//!
+//! The client knows nothing of Postgres and the database code nothing of HTTP; the sync engine is
+//! where they meet. See `docs/architecture.md`.
 #![forbid(unsafe_code)]
-pub fn placeholder() {}
+
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod sim;
+pub mod telemetry;
+pub mod tokens;

@@ -1,0 +1,352 @@
+//! The settings tree: built-in defaults, then `config.toml`, then `LSSYNC__SECTION__KEY` environment
+//! variables (the environment wins). Every value is typed and checked at load, so a bad value or an
+//! unknown key is reported at start with the key's name and what was expected. Secrets are held as
+//! [`SecretString`] and never printed: [`Settings::redacted_toml`] is what `lightspeed-sync config` shows.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+/// The example configuration, every key with its default; `config.toml.example` in the repository.
+pub const EXAMPLE: &str = include_str!("../config.toml.example");
+
+/// Environment variable prefix: `LSSYNC__DATABASE__URL` sets `database.url`.
+pub const ENV_PREFIX: &str = "LSSYNC";
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// `[database]`
+    pub database: DatabaseSettings,
+    /// `[lightspeed]`
+    pub lightspeed: LightspeedSettings,
+    /// `[security]`
+    pub security: SecuritySettings,
+    /// `[sync]`
+    pub sync: SyncSettings,
+    /// `[schedule]`
+    pub schedule: ScheduleSettings,
+    /// `[server]`
+    pub server: ServerSettings,
+    /// `[log]`
+    pub log: LogSettings,
+}
+
+/// `[database]`: where the mirror lives.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// Postgres URL; may carry a password, hence secret.
+    pub url: SecretString,
+    /// Upper bound of the connection pool.
+    pub max_connections: u32,
+    /// How long to wait for a connection.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+}
+
+/// `[lightspeed]`: the OAuth client and the API endpoints.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LightspeedSettings {
+    /// OAuth client ID as registered with Lightspeed.
+    pub client_id: String,
+    /// OAuth client secret (or use `client_secret_file`).
+    pub client_secret: Option<SecretString>,
+    /// A file holding the client secret (systemd `LoadCredential`, Docker secrets).
+    pub client_secret_file: Option<PathBuf>,
+    /// The redirect URI registered with the client.
+    pub redirect_uri: Url,
+    /// OAuth scope(s), space separated.
+    pub scope: String,
+    /// API origin; `/API/V3/...` is appended.
+    pub api_base_url: Url,
+    /// OAuth origin; `/auth/oauth/...` is appended.
+    pub auth_base_url: Url,
+    /// Timeout of one HTTP request.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Attempts for one request on transient failures (5xx, timeouts, dropped connections).
+    pub max_attempts: u32,
+    /// Refresh the access token this long before it expires.
+    #[serde(with = "humantime_serde")]
+    pub refresh_margin: Duration,
+}
+
+/// `[security]`: the key that encrypts tokens at rest.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecuritySettings {
+    /// 32 bytes, base64 (`lightspeed-sync keygen`).
+    pub token_key: Option<SecretString>,
+    /// A file holding the key.
+    pub token_key_file: Option<PathBuf>,
+}
+
+/// `[sync]`: how streams are walked.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncSettings {
+    /// Records per page (1..=100).
+    pub page_size: u32,
+    /// How far before the stored watermark an incremental run starts again.
+    #[serde(with = "humantime_serde")]
+    pub overlap: Duration,
+    /// Accounts synced at once by the daemon.
+    pub concurrency: usize,
+}
+
+/// `[schedule]`: cron expressions (with seconds: `sec min hour day month weekday`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleSettings {
+    /// Incremental customers sync.
+    pub customers: String,
+    /// Accounts sync.
+    pub accounts: String,
+    /// Full refresh of customers (finds hard deletes and Contact-only edits).
+    pub full_refresh: String,
+}
+
+/// `[server]`: the daemon's HTTP endpoints.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Address of `/healthz`, `/readyz`, `/metrics`, `/status`.
+    pub listen: SocketAddr,
+    /// Bearer token that protects the browser connect flow (`/connect`); unset disables it.
+    pub admin_token: Option<SecretString>,
+}
+
+/// `[log]`: telemetry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// Filter when `RUST_LOG` is unset (`info`, `lightspeed_sync=debug`, ...).
+    pub level: String,
+    /// Output format.
+    pub format: LogFormat,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human on a terminal, JSON otherwise.
+    Auto,
+    /// Always human-readable.
+    Human,
+    /// Always JSON lines.
+    Json,
+}
+
+/// Why the configuration could not be loaded; always names the key or file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read or parsed, or a value had the wrong type.
+    #[error("configuration: {0}")]
+    Invalid(String),
+    /// A value parsed but is not acceptable.
+    #[error("configuration key `{key}`: {problem}")]
+    Value {
+        /// dotted key
+        key: &'static str,
+        /// what was wrong and what was expected
+        problem: String,
+    },
+}
+
+impl Settings {
+    /// Load defaults, then `path` (if it exists; it must exist when `required`), then the environment.
+    pub fn load(path: &Path, required: bool) -> Result<Self, ConfigError> {
+        Self::load_from(path, required, std::env::vars())
+    }
+
+    /// As [`Settings::load`], with the environment given (for tests).
+    pub fn load_from(
+        path: &Path,
+        required: bool,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        if required && !path.exists() {
+            return Err(ConfigError::Invalid(format!("{} does not exist", path.display())));
+        }
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        let mut map = config::Map::new();
+        let prefix = format!("{ENV_PREFIX}__");
+        for (k, v) in &env {
+            if let Some(rest) = k.strip_prefix(&prefix) {
+                map.insert(rest.to_lowercase().replace("__", "."), v.clone());
+            }
+        }
+        // DATABASE_URL is honoured too, below LSSYNC__DATABASE__URL.
+        let database_url = env.iter().find(|(k, _)| k == "DATABASE_URL").map(|(_, v)| v.clone());
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from_str(EXAMPLE, config::FileFormat::Toml))
+            .add_source(config::File::from(path).format(config::FileFormat::Toml).required(false));
+        if let Some(url) = database_url {
+            builder = builder
+                .set_override("database.url", url)
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        }
+        for (key, value) in map {
+            builder = builder
+                .set_override(key, value)
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        }
+        let raw = builder
+            .build()
+            .map_err(|e| ConfigError::Invalid(format!("{e} (in {})", path.display())))?;
+        let settings: Settings = raw.try_deserialize().map_err(|e| {
+            ConfigError::Invalid(format!("{e} (from {} or {ENV_PREFIX}__* variables)", path.display()))
+        })?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key, problem: String| Err(ConfigError::Value { key, problem });
+        if !(1..=100).contains(&self.sync.page_size) {
+            return bad("sync.page_size", format!("{} is out of range: expected 1 to 100", self.sync.page_size));
+        }
+        if self.sync.concurrency == 0 {
+            return bad("sync.concurrency", "expected at least 1".into());
+        }
+        if self.lightspeed.max_attempts == 0 {
+            return bad("lightspeed.max_attempts", "expected at least 1".into());
+        }
+        if self.database.max_connections == 0 {
+            return bad("database.max_connections", "expected at least 1".into());
+        }
+        for (key, expr) in [
+            ("schedule.customers", &self.schedule.customers),
+            ("schedule.accounts", &self.schedule.accounts),
+            ("schedule.full_refresh", &self.schedule.full_refresh),
+        ] {
+            if let Err(e) = parse_cron(expr) {
+                return bad(key, format!("`{expr}` is not a cron expression with seconds (sec min hour day month weekday): {e}"));
+            }
+        }
+        if let Err(e) = Url::parse(self.database.url.expose_secret()) {
+            return bad("database.url", format!("not a URL: {e}"));
+        }
+        for (key, url) in [
+            ("lightspeed.api_base_url", &self.lightspeed.api_base_url),
+            ("lightspeed.auth_base_url", &self.lightspeed.auth_base_url),
+            ("lightspeed.redirect_uri", &self.lightspeed.redirect_uri),
+        ] {
+            if !matches!(url.scheme(), "http" | "https") {
+                return bad(key, format!("expected an http(s) URL, got `{url}`"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML, with every secret replaced by `"<redacted>"`.
+    pub fn redacted_toml(&self) -> String {
+        let secret = |s: &Option<SecretString>| s.as_ref().map(|_| REDACTED.to_string());
+        let view = serde_json::json!({
+            "database": {
+                "url": redact_url(self.database.url.expose_secret()),
+                "max_connections": self.database.max_connections,
+                "connect_timeout": humantime::format_duration(self.database.connect_timeout).to_string(),
+            },
+            "lightspeed": {
+                "client_id": self.lightspeed.client_id,
+                "client_secret": secret(&self.lightspeed.client_secret),
+                "client_secret_file": self.lightspeed.client_secret_file,
+                "redirect_uri": self.lightspeed.redirect_uri.as_str(),
+                "scope": self.lightspeed.scope,
+                "api_base_url": self.lightspeed.api_base_url.as_str(),
+                "auth_base_url": self.lightspeed.auth_base_url.as_str(),
+                "request_timeout": humantime::format_duration(self.lightspeed.request_timeout).to_string(),
+                "max_attempts": self.lightspeed.max_attempts,
+                "refresh_margin": humantime::format_duration(self.lightspeed.refresh_margin).to_string(),
+            },
+            "security": {
+                "token_key": secret(&self.security.token_key),
+                "token_key_file": self.security.token_key_file,
+            },
+            "sync": {
+                "page_size": self.sync.page_size,
+                "overlap": humantime::format_duration(self.sync.overlap).to_string(),
+                "concurrency": self.sync.concurrency,
+            },
+            "schedule": {
+                "customers": self.schedule.customers,
+                "accounts": self.schedule.accounts,
+                "full_refresh": self.schedule.full_refresh,
+            },
+            "server": {
+                "listen": self.server.listen.to_string(),
+                "admin_token": secret(&self.server.admin_token),
+            },
+            "log": { "level": self.log.level, "format": self.log.format },
+        });
+        toml::to_string(&view).unwrap_or_else(|e| format!("# could not render: {e}\n"))
+    }
+}
+
+impl LightspeedSettings {
+    /// The client secret from `client_secret` or `client_secret_file`.
+    pub fn client_secret(&self) -> Result<SecretString, ConfigError> {
+        read_secret(
+            &self.client_secret,
+            &self.client_secret_file,
+            "lightspeed.client_secret",
+        )
+    }
+}
+
+impl SecuritySettings {
+    /// The token key text from `token_key` or `token_key_file`.
+    pub fn token_key(&self) -> Result<SecretString, ConfigError> {
+        read_secret(&self.token_key, &self.token_key_file, "security.token_key")
+    }
+}
+
+fn read_secret(
+    value: &Option<SecretString>,
+    file: &Option<PathBuf>,
+    key: &'static str,
+) -> Result<SecretString, ConfigError> {
+    if let Some(v) = value.as_ref().filter(|v| !v.expose_secret().is_empty()) {
+        return Ok(v.clone());
+    }
+    if let Some(path) = file.as_ref().filter(|p| !p.as_os_str().is_empty()) {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Value {
+            key,
+            problem: format!("cannot read {}_file {}: {e}", key.rsplit('.').next().unwrap_or(key), path.display()),
+        })?;
+        return Ok(SecretString::from(text.trim().to_string()));
+    }
+    Err(ConfigError::Value { key, problem: format!("not set (set `{key}` or `{key}_file`)") })
+}
+
+const REDACTED: &str = "<redacted>";
+
+/// A database URL with its password replaced, for messages and `config`.
+pub fn redact_url(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some(REDACTED));
+            }
+            u.to_string()
+        }
+        Err(_) => REDACTED.to_string(),
+    }
+}
+
+/// Parse a cron expression the way the scheduler does (seconds field required).
+pub fn parse_cron(expr: &str) -> Result<croner::Cron, croner::errors::CronError> {
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Required)
+        .build()
+        .parse(expr)
+}

@@ -1,0 +1,122 @@
+//! The database: the pool, the embedded migrations, and one small module of statements per table
+//! (`credentials`, `mirror`, `runs`, `cursors`, `leases`). Nothing here speaks HTTP.
+
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use crate::config::{DatabaseSettings, redact_url};
+
+/// The embedded migrations (`migrations/`).
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
+
+/// Why the database could not be used, in one line a person can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The server did not answer.
+    #[error(
+        "cannot reach PostgreSQL at {url}: {reason}. Is it running? Start a local server (e.g. \
+         `pg_ctlcluster 15 main start` or `docker compose -f deploy/compose.yaml up -d postgres`) or set \
+         database.url / LSSYNC__DATABASE__URL"
+    )]
+    Unreachable {
+        /// URL with the password redacted
+        url: String,
+        /// the driver's one-line reason
+        reason: String,
+    },
+    /// The server answered with an error.
+    #[error("PostgreSQL at {url}: {source}")]
+    Query {
+        /// URL with the password redacted
+        url: String,
+        /// the driver error
+        #[source]
+        source: sqlx::Error,
+    },
+    /// A migration failed.
+    #[error("migrating the database at {url}: {source}")]
+    Migrate {
+        /// URL with the password redacted
+        url: String,
+        /// the migration error
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
+}
+
+/// Connect options from the settings (the URL is exposed only here).
+pub fn connect_options(settings: &DatabaseSettings) -> Result<PgConnectOptions, DbError> {
+    settings
+        .url
+        .expose_secret()
+        .parse::<PgConnectOptions>()
+        .map_err(|e| DbError::Unreachable {
+            url: redact_url(settings.url.expose_secret()),
+            reason: format!("invalid database.url: {e}"),
+        })
+}
+
+/// Open a pool and check the server answers.
+pub async fn connect(settings: &DatabaseSettings) -> Result<PgPool, DbError> {
+    let url = redact_url(settings.url.expose_secret());
+    let options = connect_options(settings)?;
+    PgPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .acquire_timeout(settings.connect_timeout)
+        .connect_with(options)
+        .await
+        .map_err(|e| classify(&url, e))
+}
+
+/// Connect, creating the database first when the server is up but the database does not exist.
+pub async fn connect_or_create(settings: &DatabaseSettings) -> Result<PgPool, DbError> {
+    match connect(settings).await {
+        Err(DbError::Query { source, .. }) if is_missing_database(&source) => {
+            let url = redact_url(settings.url.expose_secret());
+            let options = connect_options(settings)?;
+            let name = options.get_database().unwrap_or("lightspeed").to_string();
+            let admin = options.clone().database("postgres");
+            let pool = PgPoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(settings.connect_timeout)
+                .connect_with(admin)
+                .await
+                .map_err(|e| classify(&url, e))?;
+            let sql = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
+            sqlx::query(&sql).execute(&pool).await.map_err(|e| classify(&url, e))?;
+            tracing::info!(database = %name, "created database");
+            connect(settings).await
+        }
+        other => other,
+    }
+}
+
+/// Apply the embedded migrations (idempotent).
+pub async fn migrate(pool: &PgPool, settings: &DatabaseSettings) -> Result<(), DbError> {
+    MIGRATOR.run(pool).await.map_err(|source| DbError::Migrate {
+        url: redact_url(settings.url.expose_secret()),
+        source,
+    })
+}
+
+fn is_missing_database(e: &sqlx::Error) -> bool {
+    e.as_database_error().and_then(|d| d.code()).as_deref() == Some("3D000")
+}
+
+fn classify(url: &str, e: sqlx::Error) -> DbError {
+    match e {
+        sqlx::Error::Io(io) => DbError::Unreachable { url: url.into(), reason: io.to_string() },
+        sqlx::Error::PoolTimedOut => DbError::Unreachable {
+            url: url.into(),
+            reason: "timed out waiting for a connection".into(),
+        },
+        sqlx::Error::Tls(t) => DbError::Unreachable { url: url.into(), reason: format!("TLS: {t}") },
+        source => DbError::Query { url: url.into(), source },
+    }
+}
+
+/// A short pause used between reconnection attempts by long-running loops.
+pub const RECONNECT_DELAY: Duration = Duration::from_secs(2);

@@ -1,0 +1,3 @@
+//! Tokens: credentials at rest and the token source.
+
+pub mod crypto;
