@@ -6,6 +6,7 @@
 //! - [`config`]: the typed settings tree (defaults → `config.toml` → `LSSYNC__*` env), secrets redacted.
 //! - [`telemetry`]: tracing setup (human on a terminal, JSON otherwise).
 //! - [`db`]: pool, embedded migrations, one small function per statement.
+//! - [`lightspeed`]: the R-Series HTTP client (wire quirks, pacing, retries, pagination, OAuth).
 //! - [`tokens`]: credentials at rest (AEAD), the token source with single-flight refresh.
 //! - [`sim`]: a stand-alone simulator of the R-Series API for tests, `demo` and benchmarks.
 //!
@@ -16,6 +17,7 @@
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod lightspeed;
 pub mod sim;
 pub mod telemetry;
 pub mod tokens;

@@ -1,0 +1,38 @@
+//! The HTTP client of the Lightspeed R-Series API: wire models and their quirks (`wire`), GET with
+//! pacing, retries and pagination (`api`), the leaky-bucket pacer (`pacing`), and the OAuth token
+//! endpoint (`oauth`). Nothing here knows of Postgres.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use secrecy::SecretString;
+
+/// A boxed future, for the object-safe [`TokenProvider`].
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Where the API client gets access tokens. Implemented by the token store (`crate::tokens`).
+pub trait TokenProvider: Send + Sync {
+    /// A fresh access token for the account (refreshed ahead of expiry if needed).
+    fn access_token(&self, account_id: u64) -> BoxFuture<'_, Result<SecretString, AuthFailure>>;
+
+    /// The API answered 401 to a request made with `rejected`. Refresh, but only if `rejected` is
+    /// still the stored token (another task may have refreshed already), and return the token to
+    /// retry with. The caller retries once.
+    fn token_rejected<'a>(
+        &'a self,
+        account_id: u64,
+        rejected: &'a SecretString,
+    ) -> BoxFuture<'a, Result<SecretString, AuthFailure>>;
+}
+
+/// No usable access token for an account.
+#[derive(Debug, thiserror::Error)]
+#[error("account {account_id}: {message}")]
+pub struct AuthFailure {
+    /// The account.
+    pub account_id: u64,
+    /// True when a person must run `authorize` again (revoked or expired refresh token).
+    pub needs_reauth: bool,
+    /// What happened, without any secret.
+    pub message: String,
+}
