@@ -223,6 +223,7 @@ impl Pacer {
     /// Wait until a request may go, and reserve its place.
     pub async fn acquire(&self) -> Slot<'_> {
         let start = Instant::now();
+        let mut slept = false;
         loop {
             let notified = self.changed.notified();
             tokio::pin!(notified);
@@ -238,15 +239,21 @@ impl Pacer {
             };
             let pause = match decision {
                 Decision::Go => {
+                    let waited = if slept {
+                        start.elapsed()
+                    } else {
+                        Duration::ZERO
+                    };
                     return Slot {
                         pacer: self,
-                        waited: start.elapsed(),
+                        waited,
                         open: true,
                     };
                 }
                 Decision::Wait(d) => d,
                 Decision::UntilResponse => RECHECK,
             };
+            slept = true;
             tokio::select! {
                 () = tokio::time::sleep(pause) => {}
                 () = &mut notified => {}
