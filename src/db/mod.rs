@@ -86,7 +86,7 @@ pub async fn connect_or_create(settings: &DatabaseSettings) -> Result<PgPool, Db
                 .await
                 .map_err(|e| classify(&url, e))?;
             let sql = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
-            sqlx::query(&sql).execute(&pool).await.map_err(|e| classify(&url, e))?;
+            sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await.map_err(|e| classify(&url, e))?;
             tracing::info!(database = %name, "created database");
             connect(settings).await
         }
@@ -120,3 +120,8 @@ fn classify(url: &str, e: sqlx::Error) -> DbError {
 
 /// A short pause used between reconnection attempts by long-running loops.
 pub const RECONNECT_DELAY: Duration = Duration::from_secs(2);
+
+pub mod cursors;
+pub mod leases;
+pub mod mirror;
+pub mod runs;
