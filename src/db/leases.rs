@@ -44,7 +44,11 @@ pub async fn try_acquire(
     .bind(secs(ttl))
     .fetch_optional(pool)
     .await?;
-    Ok(epoch.map(|epoch| Lease { account_id, holder: holder.to_string(), epoch }))
+    Ok(epoch.map(|epoch| Lease {
+        account_id,
+        holder: holder.to_string(),
+        epoch,
+    }))
 }
 
 /// Extend a lease we still hold. False when it was lost (expired and taken over).

@@ -149,8 +149,16 @@ pub async fn upsert_customers(
     .bind(col(|r| r.last_name.clone()))
     .bind(col(|r| r.title.clone()))
     .bind(col(|r| r.company.clone()))
-    .bind(rows.iter().map(|r| r.company_registration_number.clone()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.vat_number.clone()).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|r| r.company_registration_number.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rows.iter()
+            .map(|r| r.vat_number.clone())
+            .collect::<Vec<_>>(),
+    )
     .bind(rows.iter().map(|r| r.dob).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.archived).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.credit_account_id).collect::<Vec<_>>())
@@ -160,7 +168,11 @@ pub async fn upsert_customers(
     .bind(rows.iter().map(|r| r.no_email).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.no_phone).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.no_mail).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.contact_updated_at).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|r| r.contact_updated_at)
+            .collect::<Vec<_>>(),
+    )
     .bind(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.updated_at).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.raw.clone()).collect::<Vec<_>>())
@@ -181,8 +193,10 @@ pub async fn upsert_customers(
     }
     if !written.is_empty() {
         let changed: std::collections::HashSet<i64> = written.iter().copied().collect();
-        let changed_rows: Vec<&CustomerRow> =
-            rows.iter().filter(|r| changed.contains(&r.customer_id)).collect();
+        let changed_rows: Vec<&CustomerRow> = rows
+            .iter()
+            .filter(|r| changed.contains(&r.customer_id))
+            .collect();
         replace_contacts(conn, account_id, &written, &changed_rows).await?;
     }
     Ok(written.len() as u64)
@@ -216,7 +230,11 @@ async fn replace_contacts(
         (id, pos, a, b)
     };
     for (table, value_col, pick) in [
-        ("customer_emails", "address", (|r: &CustomerRow| &r.emails) as fn(&CustomerRow) -> &Vec<(String, String)>),
+        (
+            "customer_emails",
+            "address",
+            (|r: &CustomerRow| &r.emails) as fn(&CustomerRow) -> &Vec<(String, String)>,
+        ),
         ("customer_phones", "number", |r: &CustomerRow| &r.phones),
     ] {
         let (id, pos, a, b) = pairs(pick);
@@ -250,7 +268,13 @@ async fn insert_addresses(
             id.push(r.customer_id);
             pos.push(i as i32);
             let values = [
-                &a.address1, &a.address2, &a.city, &a.state, &a.state_code, &a.zip, &a.country,
+                &a.address1,
+                &a.address2,
+                &a.city,
+                &a.state,
+                &a.state_code,
+                &a.zip,
+                &a.country,
                 &a.country_code,
             ];
             for (c, v) in cols.iter_mut().zip(values) {
