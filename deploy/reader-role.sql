@@ -22,6 +22,9 @@
 -- What a reader does not get: anything in `lightspeed_sync` (credentials, cursors, runs, leases), any
 -- write (INSERT, UPDATE, DELETE, TRUNCATE), or CREATE in either schema.
 
+-- All or nothing.
+BEGIN;
+
 -- The group role. Roles are cluster-wide, so two databases (or two sessions) may run this at once:
 -- the loser of that race sees duplicate_object or unique_violation, which both mean "already there".
 DO $$
@@ -75,3 +78,5 @@ REVOKE ALL ON SCHEMA lightspeed_sync FROM PUBLIC;
 REVOKE ALL ON SCHEMA lightspeed_sync FROM lightspeed_reader;
 REVOKE ALL ON ALL TABLES IN SCHEMA lightspeed_sync FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA lightspeed_sync FROM lightspeed_reader;
+
+COMMIT;
