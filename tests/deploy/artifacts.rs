@@ -88,6 +88,37 @@ fn deploy_files_set_only_existing_settings() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
+#[test]
+fn the_flag_check_recognises_flags_in_real_help_output() {
+    let help = Command::new(env!("CARGO_BIN_EXE_lightspeed-sync"))
+        .args(["sync", "--help"])
+        .output()
+        .expect("run lightspeed-sync sync --help");
+    let help = String::from_utf8_lossy(&help.stdout);
+    for flag in ["--account", "--stream", "--full", "--config"] {
+        assert!(mentions_flag(&help, flag), "{flag} in:\n{help}");
+    }
+    for flag in ["--acc", "--accounts", "--fu"] {
+        assert!(
+            !mentions_flag(&help, flag),
+            "{flag} is not a flag of sync:\n{help}"
+        );
+    }
+
+    let mut found = Invocations::new();
+    collect_shell_invocations(
+        "docker compose run --rm lightspeed-sync sync --account=7 --full | tee log # note",
+        &mut found,
+    );
+    collect_shell_invocations(
+        "exec lightspeed-sync --config /etc/x.toml status --json'",
+        &mut found,
+    );
+    let flags = |c: &str| found[c].iter().cloned().collect::<Vec<_>>();
+    assert_eq!(flags("sync"), ["--account", "--full"]);
+    assert_eq!(flags("status"), ["--json"]);
+}
+
 /// The parts of `text` that are commands rather than prose: in Markdown, fenced code blocks and
 /// inline code spans; elsewhere, lines that are not comments, or comments indented by three spaces
 /// or more (example commands).
@@ -131,7 +162,7 @@ fn collect_shell_invocations(line: &str, invocations: &mut Invocations) {
                 break;
             }
             let ends = next.ends_with('`');
-            words.push(next.trim_end_matches('`').to_owned());
+            words.push(next.trim_matches(['`', '\'', '"']).to_owned());
             if ends {
                 break;
             }
