@@ -135,16 +135,15 @@ async fn a_reader_login_reads_every_mirror_table_and_view(pool: PgPool) {
             "lightspeed.{table} should show the seeded rows to the reader"
         );
     }
-    // `authorization` is a reserved word in PostgreSQL: the column must be quoted.
     let row = sqlx::query(
-        r#"SELECT first_name, "authorization" FROM lightspeed.customers
+        r#"SELECT first_name, authorization_status FROM lightspeed.customers
            JOIN lightspeed.sync_status USING (account_id) WHERE stream = 'customers'"#,
     )
     .fetch_one(&mut conn)
     .await
     .expect("join the mirror and the freshness view");
     assert_eq!(row.get::<String, _>("first_name"), "Zoë");
-    assert_eq!(row.get::<String, _>("authorization"), "connected");
+    assert_eq!(row.get::<String, _>("authorization_status"), "connected");
     conn.close().await.expect("close");
 
     reader.drop(&pool).await;
