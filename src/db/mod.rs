@@ -1,6 +1,8 @@
 //! The database: the pool, the embedded migrations, and one small module of statements per table
 //! (`credentials`, `mirror`, `runs`, `cursors`, `leases`). Nothing here speaks HTTP.
 
+pub mod credentials;
+
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
@@ -86,7 +88,7 @@ pub async fn connect_or_create(settings: &DatabaseSettings) -> Result<PgPool, Db
                 .await
                 .map_err(|e| classify(&url, e))?;
             let sql = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
-            sqlx::query(&sql).execute(&pool).await.map_err(|e| classify(&url, e))?;
+            sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await.map_err(|e| classify(&url, e))?;
             tracing::info!(database = %name, "created database");
             connect(settings).await
         }

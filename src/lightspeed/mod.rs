@@ -2,6 +2,8 @@
 //! pacing, retries and pagination (`api`), the leaky-bucket pacer (`pacing`), and the OAuth token
 //! endpoint (`oauth`). Nothing here knows of Postgres.
 
+pub mod oauth;
+
 use std::future::Future;
 use std::pin::Pin;
 
