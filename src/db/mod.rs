@@ -1,6 +1,8 @@
 //! The database: the pool, the embedded migrations, and one small module of statements per table
 //! (`credentials`, `mirror`, `runs`, `cursors`, `leases`). Nothing here speaks HTTP.
 
+pub mod credentials;
+
 use std::time::Duration;
 
 use secrecy::ExposeSecret;

@@ -1,0 +1,617 @@
+//! The token source: hands the API client a fresh access token per account and refreshes it without
+//! ever forking Lightspeed's rotating refresh-token chain.
+//!
+//! # Protocol
+//!
+//! - **Fast path.** A cheap `SELECT generation, status, access_expires_at` per call; the decrypted
+//!   token is cached per account together with its generation, and a cached token is used only while
+//!   its generation is still the stored one and it is not within the refresh margin of expiry.
+//! - **Single flight in a process.** One `tokio::sync::Mutex` per account; waiters re-check after
+//!   acquiring it and find the token another task just stored.
+//! - **Single flight across processes.** `BEGIN; SELECT … FOR UPDATE` (bounded by `lock_timeout`);
+//!   re-read and decrypt; only if a refresh is still needed call the token endpoint while holding the
+//!   lock; `UPDATE` the new pair (generation + 1); `COMMIT`; only then use the new access token. The
+//!   new pair is durable before its access token is first used, so a crash loses nothing: Lightspeed
+//!   keeps the old refresh token valid until the new access token is used.
+//! - **Failures.** `invalid_grant` → re-read once (another worker may have rotated); if nothing
+//!   changed, mark the account `needs_reauth`, log one line, and refuse it from then on without
+//!   calling the token endpoint. Transient failures → capped exponential backoff with jitter
+//!   (honouring `Retry-After`), a few attempts, then a failure that is never `needs_reauth`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rand::Rng;
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::PgPool;
+
+use crate::config::{ConfigError, LightspeedSettings, Settings};
+use crate::db::credentials::{self, EncryptedPair};
+use crate::lightspeed::oauth::{OAuthClient, OAuthError, TokenResponse};
+use crate::lightspeed::{AuthFailure, BoxFuture, TokenProvider};
+use crate::tokens::crypto::{KeyError, Keyring};
+use crate::tokens::store::{AccountStatus, NewTokens, StoreError, TokenStore, db_id};
+
+/// How refresh attempts are retried on transient failures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all (at least 1). Lightspeed allows 5 retries of one refresh grant per minute.
+    pub attempts: u32,
+    /// Delay before the first retry (doubled each time, with jitter).
+    pub base_delay: Duration,
+    /// Upper bound of one delay.
+    pub max_delay: Duration,
+    /// A `Retry-After` longer than this ends the attempts at once.
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 4,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(20),
+            max_retry_after: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The default policy with `lightspeed.max_attempts` (capped at 5, Lightspeed's per-minute limit).
+    pub fn from_settings(settings: &LightspeedSettings) -> Self {
+        Self {
+            attempts: settings.max_attempts.clamp(1, 5),
+            ..Self::default()
+        }
+    }
+
+    /// The delay before retry number `attempt` (1-based): capped exponential, "equal jitter".
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let exp = self
+            .base_delay
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+        let capped = exp.min(self.max_delay);
+        capped.mul_f64(rand::rng().random_range(0.5..=1.0))
+    }
+}
+
+/// The token source could not be built from the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// No or a bad `security.token_key`.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// A bad `lightspeed.*` setting (e.g. no client secret).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+#[derive(Clone)]
+struct Cached {
+    generation: i64,
+    access: SecretString,
+    expires_at: DateTime<Utc>,
+    issued_at: DateTime<Utc>,
+}
+
+#[derive(Default)]
+struct Shared {
+    cache: Mutex<HashMap<u64, Cached>>,
+    flights: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// Fresh access tokens per account, refreshed single-flight. Cheap to clone (clones share caches).
+#[derive(Clone)]
+pub struct TokenSource {
+    store: TokenStore,
+    oauth: OAuthClient,
+    margin: Duration,
+    retry: RetryPolicy,
+    lock_wait: Duration,
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for TokenSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenSource")
+            .field("margin", &self.margin)
+            .field("retry", &self.retry)
+            .field("lock_wait", &self.lock_wait)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the caller needs from the refresh path.
+#[derive(Clone, Copy)]
+enum Need<'a> {
+    /// A token not within the margin of expiry.
+    Fresh,
+    /// A token other than this one (the API rejected it).
+    Replace(&'a SecretString),
+}
+
+/// Outcome of one locked attempt.
+enum Step {
+    Grant {
+        generation: i64,
+        description: String,
+    },
+    Fail(AuthFailure),
+}
+
+impl TokenSource {
+    /// A source over `store`, refreshing through `oauth` when a token is within `refresh_margin` of
+    /// expiry (or half its lifetime, if that is shorter).
+    pub fn new(store: TokenStore, oauth: OAuthClient, refresh_margin: Duration) -> Self {
+        Self {
+            store,
+            oauth,
+            margin: refresh_margin,
+            retry: RetryPolicy::default(),
+            lock_wait: Duration::from_secs(120),
+            shared: Arc::default(),
+        }
+    }
+
+    /// Everything from the settings: the key (refused if missing), the OAuth client, margin, retries.
+    pub fn from_settings(settings: &Settings, pool: PgPool) -> Result<Self, SetupError> {
+        let keyring = Arc::new(Keyring::from_settings(&settings.security)?);
+        let oauth = OAuthClient::from_settings(&settings.lightspeed)?;
+        let store = TokenStore::new(pool, keyring);
+        Ok(Self::new(store, oauth, settings.lightspeed.refresh_margin)
+            .with_retry_policy(RetryPolicy::from_settings(&settings.lightspeed)))
+    }
+
+    /// Replace the retry policy.
+    pub fn with_retry_policy(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// How long to wait for another process's refresh (the row lock) before failing transiently.
+    pub fn with_lock_wait(mut self, lock_wait: Duration) -> Self {
+        self.lock_wait = lock_wait;
+        self
+    }
+
+    /// The store underneath.
+    pub fn store(&self) -> &TokenStore {
+        &self.store
+    }
+
+    /// The OAuth client.
+    pub fn oauth(&self) -> &OAuthClient {
+        &self.oauth
+    }
+
+    /// Drop the cached token of an account (e.g. after `disconnect`).
+    pub fn forget(&self, account_id: u64) {
+        lock(&self.shared.cache).remove(&account_id);
+    }
+
+    async fn fresh_token(&self, account_id: u64) -> Result<SecretString, AuthFailure> {
+        let state = credentials::select_state(self.store.pool(), db_id(account_id))
+            .await
+            .map_err(|e| db_failure(account_id, &e))?
+            .ok_or_else(|| not_connected(account_id))?;
+        if state.status != credentials::CONNECTED {
+            return Err(refused(account_id, state.status_reason.as_deref()));
+        }
+        if let Some(c) = self.cached(account_id)
+            && c.generation == state.generation
+            && !self.needs_refresh(c.expires_at, c.issued_at)
+        {
+            return Ok(c.access);
+        }
+        if !self.needs_refresh(state.access_expires_at, state.issued_at) {
+            let creds = self
+                .store
+                .load(account_id)
+                .await
+                .map_err(|e| store_failure(account_id, e))?;
+            if let Some(creds) = creds.filter(|c| c.status == AccountStatus::Connected) {
+                let access = creds.access_token.clone();
+                if !self.needs_refresh(creds.access_expires_at, creds.issued_at) {
+                    self.remember(
+                        account_id,
+                        creds.generation,
+                        &access,
+                        creds.access_expires_at,
+                        creds.issued_at,
+                    );
+                    return Ok(access);
+                }
+            }
+        }
+        self.refresh(account_id, Need::Fresh, Some(state.generation))
+            .await
+    }
+
+    async fn refresh(
+        &self,
+        account_id: u64,
+        need: Need<'_>,
+        seen: Option<i64>,
+    ) -> Result<SecretString, AuthFailure> {
+        let flight = self.flight(account_id);
+        let _guard = flight.lock().await;
+        // Another task of this process may have stored a newer token while we waited.
+        if let (Need::Fresh, Some(seen), Some(c)) = (need, seen, self.cached(account_id))
+            && c.generation > seen
+            && !self.needs_refresh(c.expires_at, c.issued_at)
+        {
+            return Ok(c.access);
+        }
+        let mut reread = false;
+        loop {
+            match self.locked_refresh(account_id, need).await {
+                Ok(token) => return Ok(token),
+                Err(Step::Fail(failure)) => return Err(failure),
+                Err(Step::Grant {
+                    generation,
+                    description,
+                }) => {
+                    // Re-read once: if another worker rotated the chain meanwhile, use its tokens.
+                    let now = credentials::select_state(self.store.pool(), db_id(account_id))
+                        .await
+                        .map_err(|e| db_failure(account_id, &e))?;
+                    let Some(now) = now else {
+                        return Err(not_connected(account_id));
+                    };
+                    if !reread && now.generation != generation {
+                        reread = true;
+                        continue;
+                    }
+                    return Err(self.give_up(account_id, generation, &description).await);
+                }
+            }
+        }
+    }
+
+    /// One attempt under the row lock.
+    async fn locked_refresh(&self, account_id: u64, need: Need<'_>) -> Result<SecretString, Step> {
+        let fail = |f: AuthFailure| Step::Fail(f);
+        let mut tx = self
+            .store
+            .pool()
+            .begin()
+            .await
+            .map_err(|e| fail(db_failure(account_id, &e)))?;
+        let wait_ms = u64::try_from(self.lock_wait.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        credentials::set_local_lock_timeout(&mut *tx, wait_ms)
+            .await
+            .map_err(|e| fail(db_failure(account_id, &e)))?;
+        let row = credentials::select_for_update(&mut *tx, db_id(account_id))
+            .await
+            .map_err(|e| {
+                if credentials::is_lock_timeout(&e) {
+                    fail(transient(
+                        account_id,
+                        format!(
+                            "another worker held the refresh lock for more than {:?}",
+                            self.lock_wait
+                        ),
+                    ))
+                } else {
+                    fail(db_failure(account_id, &e))
+                }
+            })?;
+        let row = row.ok_or_else(|| fail(not_connected(account_id)))?;
+        let creds = self
+            .store
+            .decrypt_row(&row)
+            .map_err(|e| fail(store_failure(account_id, e)))?;
+        if creds.status != AccountStatus::Connected {
+            return Err(fail(refused(account_id, creds.status_reason.as_deref())));
+        }
+        let expiring = self.needs_refresh(creds.access_expires_at, creds.issued_at);
+        let needed = match need {
+            Need::Fresh => expiring,
+            Need::Replace(rejected) => {
+                expiring || rejected.expose_secret() == creds.access_token.expose_secret()
+            }
+        };
+        if !needed {
+            tx.commit()
+                .await
+                .map_err(|e| fail(db_failure(account_id, &e)))?;
+            self.remember(
+                account_id,
+                creds.generation,
+                &creds.access_token,
+                creds.access_expires_at,
+                creds.issued_at,
+            );
+            return Ok(creds.access_token);
+        }
+        let response = match self
+            .call_token_endpoint(account_id, &creds.refresh_token)
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = tx.rollback().await;
+                return Err(match e {
+                    OAuthError::InvalidGrant { description } => Step::Grant {
+                        generation: creds.generation,
+                        description,
+                    },
+                    other => fail(transient(
+                        account_id,
+                        format!("token refresh failed: {other}"),
+                    )),
+                });
+            }
+        };
+        self.store_rotated(
+            tx,
+            &creds.refresh_token,
+            creds.generation,
+            account_id,
+            response,
+        )
+        .await
+        .map_err(fail)
+    }
+
+    /// Write the new pair and commit; only then return the new access token.
+    async fn store_rotated(
+        &self,
+        mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
+        previous_refresh: &SecretString,
+        generation: i64,
+        account_id: u64,
+        response: TokenResponse,
+    ) -> Result<SecretString, AuthFailure> {
+        let now = Utc::now();
+        let expires_at = response.expires_at(now);
+        // The legacy server did not rotate: without a new refresh token the old one stays valid.
+        let refresh = response
+            .refresh_token
+            .unwrap_or_else(|| previous_refresh.clone());
+        let tokens = NewTokens {
+            access_token: &response.access_token,
+            refresh_token: &refresh,
+            access_expires_at: expires_at,
+        };
+        let (key_version, access_enc, refresh_enc) = self.store.encrypt_pair(account_id, &tokens);
+        let pair = EncryptedPair {
+            key_version,
+            access_token_enc: &access_enc,
+            refresh_token_enc: &refresh_enc,
+            access_expires_at: expires_at,
+        };
+        let stored = credentials::update_rotated(&mut *tx, db_id(account_id), generation, &pair)
+            .await
+            .map_err(|e| db_failure(account_id, &e))?;
+        let Some(new_generation) = stored else {
+            return Err(transient(
+                account_id,
+                "the credentials changed during the refresh; retry".into(),
+            ));
+        };
+        tx.commit().await.map_err(|e| {
+            transient(account_id, format!(
+                "could not store the refreshed tokens ({e}); the previous refresh token stays valid until the \
+                 new access token is used, so the next attempt can refresh again"
+            ))
+        })?;
+        self.remember(
+            account_id,
+            new_generation,
+            &response.access_token,
+            expires_at,
+            now,
+        );
+        tracing::info!(account_id, generation = new_generation, expires_at = %expires_at, "refreshed the access token");
+        Ok(response.access_token)
+    }
+
+    /// Call the token endpoint, retrying transient failures with backoff.
+    async fn call_token_endpoint(
+        &self,
+        account_id: u64,
+        refresh: &SecretString,
+    ) -> Result<TokenResponse, OAuthError> {
+        let mut attempt = 1;
+        loop {
+            match self.oauth.refresh(refresh).await {
+                Err(OAuthError::Transient {
+                    reason,
+                    retry_after,
+                }) if attempt < self.retry.attempts => {
+                    let delay = match retry_after {
+                        Some(d) if d > self.retry.max_retry_after => {
+                            return Err(OAuthError::Transient {
+                                reason,
+                                retry_after,
+                            });
+                        }
+                        Some(d) => d,
+                        None => self.retry.delay(attempt),
+                    };
+                    tracing::warn!(account_id, attempt, retry_in_ms = delay.as_millis() as u64, %reason, "token refresh failed, retrying");
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// `invalid_grant` and nothing changed: the chain is dead. Mark, log once, refuse.
+    async fn give_up(&self, account_id: u64, generation: i64, description: &str) -> AuthFailure {
+        self.forget(account_id);
+        let reason = if description.is_empty() {
+            "the refresh token was rejected (invalid_grant)".to_string()
+        } else {
+            format!("the refresh token was rejected (invalid_grant: {description})")
+        };
+        match credentials::mark_needs_reauth(
+            self.store.pool(),
+            db_id(account_id),
+            &reason,
+            Some(generation),
+        )
+        .await
+        {
+            Ok(true) => {
+                tracing::error!(
+                    account_id,
+                    reason = %reason,
+                    "account {account_id} needs re-authorization: {reason}; its data is kept, syncing it stops; \
+                     run `lightspeed-sync authorize` to reconnect it"
+                );
+                AuthFailure {
+                    account_id,
+                    needs_reauth: true,
+                    message: format!(
+                        "{reason}; run `lightspeed-sync authorize` to reconnect the account"
+                    ),
+                }
+            }
+            Ok(false) => transient(
+                account_id,
+                "the credentials were replaced during the refresh; retry".into(),
+            ),
+            Err(e) => db_failure(account_id, &e),
+        }
+    }
+
+    fn needs_refresh(&self, expires_at: DateTime<Utc>, issued_at: DateTime<Utc>) -> bool {
+        // A margin longer than half the token's life would refresh on every call; cap it.
+        let lifetime = (expires_at - issued_at).to_std().unwrap_or_default();
+        let margin = self.margin.min(lifetime / 2);
+        let margin = chrono::Duration::from_std(margin).unwrap_or(chrono::Duration::zero());
+        Utc::now() + margin >= expires_at
+    }
+
+    fn cached(&self, account_id: u64) -> Option<Cached> {
+        lock(&self.shared.cache).get(&account_id).cloned()
+    }
+
+    fn remember(
+        &self,
+        account_id: u64,
+        generation: i64,
+        access: &SecretString,
+        expires_at: DateTime<Utc>,
+        issued_at: DateTime<Utc>,
+    ) {
+        let mut cache = lock(&self.shared.cache);
+        let newer = cache
+            .get(&account_id)
+            .is_none_or(|c| c.generation <= generation);
+        if newer {
+            cache.insert(
+                account_id,
+                Cached {
+                    generation,
+                    access: access.clone(),
+                    expires_at,
+                    issued_at,
+                },
+            );
+        }
+    }
+
+    fn flight(&self, account_id: u64) -> Arc<tokio::sync::Mutex<()>> {
+        lock(&self.shared.flights)
+            .entry(account_id)
+            .or_default()
+            .clone()
+    }
+}
+
+impl TokenProvider for TokenSource {
+    fn access_token(&self, account_id: u64) -> BoxFuture<'_, Result<SecretString, AuthFailure>> {
+        Box::pin(self.fresh_token(account_id))
+    }
+
+    fn token_rejected<'a>(
+        &'a self,
+        account_id: u64,
+        rejected: &'a SecretString,
+    ) -> BoxFuture<'a, Result<SecretString, AuthFailure>> {
+        Box::pin(self.refresh(account_id, Need::Replace(rejected), None))
+    }
+}
+
+/// A poisoned cache only means a panic elsewhere; the map itself is still consistent.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn transient(account_id: u64, message: String) -> AuthFailure {
+    AuthFailure {
+        account_id,
+        needs_reauth: false,
+        message,
+    }
+}
+
+fn db_failure(account_id: u64, e: &sqlx::Error) -> AuthFailure {
+    transient(
+        account_id,
+        format!("database error while reading its credentials: {e}"),
+    )
+}
+
+fn store_failure(account_id: u64, e: StoreError) -> AuthFailure {
+    // A decryption failure is a configuration problem (wrong key) or tampering, not a dead grant:
+    // it is reported as it is and the row is left untouched.
+    let message = match e {
+        StoreError::Decrypt(d) => d.to_string(),
+        StoreError::Db { source, .. } => {
+            format!("database error while reading its credentials: {source}")
+        }
+    };
+    transient(account_id, message)
+}
+
+fn not_connected(account_id: u64) -> AuthFailure {
+    AuthFailure {
+        account_id,
+        needs_reauth: true,
+        message: "no stored credentials; run `lightspeed-sync authorize` to connect the account"
+            .into(),
+    }
+}
+
+fn refused(account_id: u64, reason: Option<&str>) -> AuthFailure {
+    AuthFailure {
+        account_id,
+        needs_reauth: true,
+        message: format!(
+            "needs re-authorization ({}); run `lightspeed-sync authorize` to reconnect the account",
+            reason.unwrap_or("the refresh token was rejected")
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_capped_and_jittered() {
+        let p = RetryPolicy {
+            attempts: 5,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+            max_retry_after: Duration::from_secs(5),
+        };
+        for _ in 0..50 {
+            let d1 = p.delay(1);
+            assert!(d1 >= Duration::from_millis(50) && d1 <= Duration::from_millis(100));
+            let d3 = p.delay(3);
+            assert!(d3 >= Duration::from_millis(200) && d3 <= Duration::from_millis(400));
+            assert!(p.delay(30) <= Duration::from_secs(1));
+        }
+    }
+}

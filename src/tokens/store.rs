@@ -1,0 +1,258 @@
+//! Credentials at rest: encrypts and decrypts rows of `lightspeed_sync.credentials` with the
+//! [`Keyring`], and offers what the sync engine and `status` need without secrets
+//! ([`list_accounts`], [`mark_needs_reauth`]). Re-authorizing an account replaces its row.
+
+use std::fmt;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+use sqlx::PgPool;
+
+use crate::db::credentials::{self, CredentialRow, EncryptedPair};
+use crate::tokens::crypto::{DecryptError, Keyring, TokenField};
+
+/// Authorization state of an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountStatus {
+    /// The tokens work (as far as we know).
+    Connected,
+    /// The refresh token was rejected; a person must run `lightspeed-sync authorize`.
+    NeedsReauth,
+}
+
+impl AccountStatus {
+    /// The value in the `status` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountStatus::Connected => credentials::CONNECTED,
+            AccountStatus::NeedsReauth => credentials::NEEDS_REAUTH,
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        if s == credentials::CONNECTED {
+            AccountStatus::Connected
+        } else {
+            AccountStatus::NeedsReauth
+        }
+    }
+}
+
+/// One account's credentials, without secrets (for `status`, the scheduler and the sync engine).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountCredentialInfo {
+    /// Lightspeed account ID.
+    pub account_id: u64,
+    /// Account name (may be empty).
+    pub account_name: String,
+    /// Connected or needing re-authorization.
+    pub status: AccountStatus,
+    /// Why the status last changed (e.g. the server's `invalid_grant` description).
+    pub status_reason: Option<String>,
+    /// When the status last changed.
+    pub status_changed_at: Option<DateTime<Utc>>,
+    /// When the stored access token expires.
+    pub access_expires_at: DateTime<Utc>,
+    /// When the account was (re-)authorized.
+    pub connected_at: DateTime<Utc>,
+    /// When the tokens were last refreshed.
+    pub refreshed_at: Option<DateTime<Utc>>,
+}
+
+/// A decrypted row.
+pub struct StoredCredentials {
+    /// Lightspeed account ID.
+    pub account_id: u64,
+    /// Account name.
+    pub account_name: String,
+    /// Bumped on every stored rotation.
+    pub generation: i64,
+    /// Connected or needing re-authorization.
+    pub status: AccountStatus,
+    /// Why the status last changed.
+    pub status_reason: Option<String>,
+    /// The access token.
+    pub access_token: SecretString,
+    /// The refresh token.
+    pub refresh_token: SecretString,
+    /// When the access token expires.
+    pub access_expires_at: DateTime<Utc>,
+    /// When the access token was obtained.
+    pub issued_at: DateTime<Utc>,
+}
+
+impl fmt::Debug for StoredCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredCredentials")
+            .field("account_id", &self.account_id)
+            .field("generation", &self.generation)
+            .field("status", &self.status)
+            .field("access_expires_at", &self.access_expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A token pair to store.
+pub struct NewTokens<'a> {
+    /// The access token.
+    pub access_token: &'a SecretString,
+    /// The refresh token.
+    pub refresh_token: &'a SecretString,
+    /// When the access token expires.
+    pub access_expires_at: DateTime<Utc>,
+}
+
+/// Why the store could not do its job.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed (the message names the account; it never contains a token).
+    #[error("database error on the credentials of account {account_id}: {source}")]
+    Db {
+        /// The account.
+        account_id: u64,
+        /// The driver error.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// The row could not be decrypted.
+    #[error(transparent)]
+    Decrypt(#[from] DecryptError),
+}
+
+/// Encrypted credentials in Postgres.
+#[derive(Clone)]
+pub struct TokenStore {
+    pool: PgPool,
+    keyring: Arc<Keyring>,
+}
+
+impl fmt::Debug for TokenStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenStore")
+            .field("key_version", &self.keyring.current_version())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenStore {
+    /// A store on `pool` using `keyring`.
+    pub fn new(pool: PgPool, keyring: Arc<Keyring>) -> Self {
+        Self { pool, keyring }
+    }
+
+    /// The pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The keyring.
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
+    }
+
+    /// Store the tokens of a freshly authorized account, replacing any earlier credentials and
+    /// setting the status back to connected. Returns the new generation.
+    pub async fn save_authorized(
+        &self,
+        account_id: u64,
+        account_name: &str,
+        tokens: &NewTokens<'_>,
+    ) -> Result<i64, StoreError> {
+        let (key_version, access, refresh) = self.encrypt_pair(account_id, tokens);
+        let pair = EncryptedPair {
+            key_version,
+            access_token_enc: &access,
+            refresh_token_enc: &refresh,
+            access_expires_at: tokens.access_expires_at,
+        };
+        credentials::upsert_authorized(&self.pool, db_id(account_id), account_name, &pair)
+            .await
+            .map_err(|source| StoreError::Db { account_id, source })
+    }
+
+    /// The decrypted credentials of an account, if it has any.
+    pub async fn load(&self, account_id: u64) -> Result<Option<StoredCredentials>, StoreError> {
+        let row = credentials::select(&self.pool, db_id(account_id))
+            .await
+            .map_err(|source| StoreError::Db { account_id, source })?;
+        row.map(|r| self.decrypt_row(&r)).transpose()
+    }
+
+    /// Decrypt a row read by the caller (e.g. under `FOR UPDATE`).
+    pub fn decrypt_row(&self, row: &CredentialRow) -> Result<StoredCredentials, StoreError> {
+        let account_id = row.account_id as u64;
+        let access = self.keyring.decrypt(
+            account_id,
+            row.key_version,
+            TokenField::Access,
+            &row.access_token_enc,
+        )?;
+        let refresh = self.keyring.decrypt(
+            account_id,
+            row.key_version,
+            TokenField::Refresh,
+            &row.refresh_token_enc,
+        )?;
+        Ok(StoredCredentials {
+            account_id,
+            account_name: row.account_name.clone(),
+            generation: row.generation,
+            status: AccountStatus::parse(&row.status),
+            status_reason: row.status_reason.clone(),
+            access_token: access,
+            refresh_token: refresh,
+            access_expires_at: row.access_expires_at,
+            issued_at: row.refreshed_at.unwrap_or(row.connected_at),
+        })
+    }
+
+    /// Encrypt a pair with the current key: `(key_version, access ciphertext, refresh ciphertext)`.
+    pub fn encrypt_pair(&self, account_id: u64, tokens: &NewTokens<'_>) -> (i32, Vec<u8>, Vec<u8>) {
+        let (version, access) =
+            self.keyring
+                .encrypt(account_id, TokenField::Access, tokens.access_token);
+        let (_, refresh) =
+            self.keyring
+                .encrypt(account_id, TokenField::Refresh, tokens.refresh_token);
+        (version, access, refresh)
+    }
+}
+
+/// Every account with credentials, ordered by ID, without secrets.
+pub async fn list_accounts(pool: &PgPool) -> Result<Vec<AccountCredentialInfo>, sqlx::Error> {
+    let rows = credentials::list(pool).await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| AccountCredentialInfo {
+            account_id: r.account_id as u64,
+            account_name: r.account_name,
+            status: AccountStatus::parse(&r.status),
+            status_reason: r.status_reason,
+            status_changed_at: r.status_changed_at,
+            access_expires_at: r.access_expires_at,
+            connected_at: r.connected_at,
+            refreshed_at: r.refreshed_at,
+        })
+        .collect())
+}
+
+/// Mark an account as needing re-authorization (the sync engine may call this when the API itself
+/// says the grant is gone). Returns whether the account existed. Its mirrored data is kept.
+pub async fn mark_needs_reauth(
+    pool: &PgPool,
+    account_id: u64,
+    reason: &str,
+) -> Result<bool, sqlx::Error> {
+    credentials::mark_needs_reauth(pool, db_id(account_id), reason, None).await
+}
+
+/// Forget an account's credentials (without revoking them; see `tokens::authorize::disconnect`).
+pub async fn delete(pool: &PgPool, account_id: u64) -> Result<bool, sqlx::Error> {
+    credentials::delete(pool, db_id(account_id)).await
+}
+
+/// Lightspeed IDs are positive and far below `i64::MAX`; the column is `bigint`.
+pub(crate) fn db_id(account_id: u64) -> i64 {
+    i64::try_from(account_id).unwrap_or(i64::MAX)
+}
