@@ -8,7 +8,8 @@
 //! seen twice are harmless upserts). When a whole page shares one stamp (more ties than a page holds),
 //! those ties are swept by `customerID` (a unique sort, whose cursor is safe to follow) with
 //! `timeStamp=><,T,T`, and the walk goes on from `timeStamp > T`. The walk ends when the API says there
-//! is no next page.
+//! is no next page and the page was not full (a cursor that skips ties may report no next page after
+//! a full page that ends inside a group of equal stamps).
 //!
 //! **Full** runs walk `sort=customerID` (unique: `next` is followed verbatim) over every customer,
 //! archived included, then — only after a complete walk — mark mirror rows that were not seen as deleted.
@@ -115,6 +116,7 @@ async fn fetch_incremental(
         query.time_stamp = lower.clone();
         let url = engine.api.customers_url(account_id, &query);
         let page = engine.api.get_customers_page(account_id, &url).await?;
+        tracing::debug!(account = account_id, url = %url, records = page.records.len(), more = page.next.is_some(), "fetched page");
         let (first, last) = match (page.records.first(), page.records.last()) {
             (Some(f), Some(l)) => (f.time_stamp, l.time_stamp),
             _ => {
@@ -124,7 +126,11 @@ async fn fetch_incremental(
         };
         // The newest stamp of the page (pages are sorted, but do not rely on it for the cursor).
         let newest = page.records.iter().map(|c| c.time_stamp).max().unwrap_or(last);
-        let more = page.next.is_some();
+        // A full page may hide more records even when `next` is empty: a cursor that skips ties
+        // has nothing "after" a page that ends inside a group of equal stamps. So only a short page
+        // with no `next` ends the walk.
+        let full = page.records.len() >= engine.page_size as usize;
+        let more = full || page.next.is_some();
         let full_of_ties = more && first == last;
         if !send(tx, page, Some(newest)).await {
             return Ok(());
@@ -180,6 +186,7 @@ async fn walk_following_next(
             return Err(SyncError::Cancelled);
         }
         let page = engine.api.get_customers_page(account_id, &url).await?;
+        tracing::debug!(account = account_id, url = %url, records = page.records.len(), more = page.next.is_some(), "fetched page");
         let next = page.next.clone();
         if !send(tx, page, watermark).await {
             return Ok(());
