@@ -61,13 +61,21 @@ pub async fn sync_account_with_ttl(
     if account.status == AccountStatus::NeedsReauth {
         return Err(Skipped::NeedsReauth {
             account_id,
-            reason: account.status_reason.clone().unwrap_or_else(|| "refresh token rejected".into()),
+            reason: account
+                .status_reason
+                .clone()
+                .unwrap_or_else(|| "refresh token rejected".into()),
         });
     }
     let guard = match LeaseGuard::acquire(&engine.pool, account_id, &engine.replica, ttl).await {
         Ok(Some(g)) => g,
         Ok(None) => return Err(Skipped::Busy { account_id }),
-        Err(e) => return Err(Skipped::Lease { account_id, message: e.to_string() }),
+        Err(e) => {
+            return Err(Skipped::Lease {
+                account_id,
+                message: e.to_string(),
+            });
+        }
     };
     // Stop when asked to, or when the lease is lost.
     let stop = cancel.child_token();

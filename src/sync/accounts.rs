@@ -40,12 +40,21 @@ pub(crate) async fn run(
     )
     .await?;
     let stats = std::mem::take(&mut tally.uncommitted);
-    runs::add_page(&mut tx, run_id, 1, stats.requests as i32, stats.throttled as i32).await?;
+    runs::add_page(
+        &mut tx,
+        run_id,
+        1,
+        stats.requests as i32,
+        stats.throttled as i32,
+    )
+    .await?;
     tx.commit().await?;
     tally.pages += 1;
     tally.records += 1;
     tally.rows += 1;
     tally.stats.add(&stats);
-    engine.progress.page(account_id, super::Stream::Accounts, 1, &stats);
+    engine
+        .progress
+        .page(account_id, super::Stream::Accounts, 1, &stats);
     Ok(())
 }

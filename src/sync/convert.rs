@@ -27,8 +27,16 @@ pub fn customer_row(c: Customer) -> CustomerRow {
         created_at: c.create_time,
         updated_at: c.time_stamp,
         raw: c.raw,
-        emails: contact.emails.into_iter().map(|e| (e.address, e.use_type)).collect(),
-        phones: contact.phones.into_iter().map(|p| (p.number, p.use_type)).collect(),
+        emails: contact
+            .emails
+            .into_iter()
+            .map(|e| (e.address, e.use_type))
+            .collect(),
+        phones: contact
+            .phones
+            .into_iter()
+            .map(|p| (p.number, p.use_type))
+            .collect(),
         addresses: contact
             .addresses
             .into_iter()

@@ -58,7 +58,8 @@ pub(crate) async fn run(
         match kind {
             Kind::Incremental => {
                 let watermark = cursors::watermark(&engine.pool, lease.account_id, STREAM).await?;
-                let from = watermark.map(|w| w - chrono::Duration::from_std(engine.overlap).unwrap_or_default());
+                let from = watermark
+                    .map(|w| w - chrono::Duration::from_std(engine.overlap).unwrap_or_default());
                 fetch_incremental(engine, account_id, from, &tx, cancel).await
             }
             Kind::Full => fetch_full(engine, account_id, &tx, cancel).await,
@@ -76,10 +77,15 @@ pub(crate) async fn run(
         if !leases::verify(&mut txn, lease).await? {
             return Err(SyncError::LeaseLost(account_id));
         }
-        tally.deleted = mirror::mark_unseen_deleted(&mut txn, lease.account_id, run_started_at).await?;
+        tally.deleted =
+            mirror::mark_unseen_deleted(&mut txn, lease.account_id, run_started_at).await?;
         txn.commit().await?;
         if tally.deleted > 0 {
-            tracing::info!(account = account_id, deleted = tally.deleted, "customers gone upstream marked deleted");
+            tracing::info!(
+                account = account_id,
+                deleted = tally.deleted,
+                "customers gone upstream marked deleted"
+            );
         }
     }
     Ok(())
@@ -88,7 +94,10 @@ pub(crate) async fn run(
 fn base_query(engine: &Engine, field: SortField) -> CustomerQuery {
     CustomerQuery {
         limit: Some(engine.page_size),
-        sort: Some(Sort { field, descending: false }),
+        sort: Some(Sort {
+            field,
+            descending: false,
+        }),
         archived: Some(Archived::Include),
         load_contact: true,
         ..CustomerQuery::default()
@@ -96,7 +105,11 @@ fn base_query(engine: &Engine, field: SortField) -> CustomerQuery {
 }
 
 /// Send a page to the writer; false when the writer is gone (it failed).
-async fn send(tx: &mpsc::Sender<Fetched>, page: Page<Customer>, watermark: Option<DateTime<Utc>>) -> bool {
+async fn send(
+    tx: &mpsc::Sender<Fetched>,
+    page: Page<Customer>,
+    watermark: Option<DateTime<Utc>>,
+) -> bool {
     tx.send(Fetched { page, watermark }).await.is_ok()
 }
 
@@ -125,7 +138,12 @@ async fn fetch_incremental(
             }
         };
         // The newest stamp of the page (pages are sorted, but do not rely on it for the cursor).
-        let newest = page.records.iter().map(|c| c.time_stamp).max().unwrap_or(last);
+        let newest = page
+            .records
+            .iter()
+            .map(|c| c.time_stamp)
+            .max()
+            .unwrap_or(last);
         // A full page may hide more records even when `next` is empty: a cursor that skips ties
         // has nothing "after" a page that ends inside a group of equal stamps. So only a short page
         // with no `next` ends the walk.
@@ -168,7 +186,9 @@ async fn fetch_full(
     tx: &mpsc::Sender<Fetched>,
     cancel: &CancellationToken,
 ) -> Result<(), SyncError> {
-    let first = engine.api.customers_url(account_id, &base_query(engine, SortField::CustomerId));
+    let first = engine
+        .api
+        .customers_url(account_id, &base_query(engine, SortField::CustomerId));
     walk_following_next(engine, account_id, first, None, tx, cancel).await
 }
 
@@ -211,7 +231,12 @@ async fn commit_pages(
         let records = page.records.len();
         let mut stats: CallStats = std::mem::take(&mut tally.uncommitted);
         stats.add(&page.stats);
-        let rows = mirror::dedupe_newest(page.records.into_iter().map(convert::customer_row).collect());
+        let rows = mirror::dedupe_newest(
+            page.records
+                .into_iter()
+                .map(convert::customer_row)
+                .collect(),
+        );
         let mut txn = engine.pool.begin().await?;
         if !leases::verify(&mut txn, lease).await? {
             tally.uncommitted = stats;
@@ -221,13 +246,22 @@ async fn commit_pages(
         if let Some(w) = watermark {
             cursors::advance(&mut txn, lease.account_id, STREAM, w).await?;
         }
-        runs::add_page(&mut txn, run_id, written as i64, stats.requests as i32, stats.throttled as i32).await?;
+        runs::add_page(
+            &mut txn,
+            run_id,
+            written as i64,
+            stats.requests as i32,
+            stats.throttled as i32,
+        )
+        .await?;
         txn.commit().await?;
         tally.pages += 1;
         tally.records += records as u64;
         tally.rows += written;
         tally.stats.add(&stats);
-        engine.progress.page(account_id, Stream::Customers, records, &stats);
+        engine
+            .progress
+            .page(account_id, Stream::Customers, records, &stats);
     }
     Ok(())
 }

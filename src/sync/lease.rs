@@ -34,7 +34,12 @@ impl LeaseGuard {
         };
         let lost = CancellationToken::new();
         let renewer = tokio::spawn(renew_loop(pool.clone(), lease.clone(), ttl, lost.clone()));
-        Ok(Some(LeaseGuard { lease, pool: pool.clone(), renewer, lost }))
+        Ok(Some(LeaseGuard {
+            lease,
+            pool: pool.clone(),
+            renewer,
+            lost,
+        }))
     }
 
     /// The lease.
@@ -75,7 +80,9 @@ async fn renew_loop(pool: PgPool, lease: Lease, ttl: Duration, lost: Cancellatio
                 return;
             }
             // A database hiccup: keep trying until the lease would have expired anyway.
-            Err(e) => tracing::warn!(account = lease.account_id, error = %e, "could not renew the lease"),
+            Err(e) => {
+                tracing::warn!(account = lease.account_id, error = %e, "could not renew the lease")
+            }
         }
     }
 }

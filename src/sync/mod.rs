@@ -132,7 +132,9 @@ pub enum SyncError {
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
     /// Another replica took the account over; nothing more is committed.
-    #[error("lost the lease on account {0} (another replica took it over); the page was not committed")]
+    #[error(
+        "lost the lease on account {0} (another replica took it over); the page was not committed"
+    )]
     LeaseLost(u64),
     /// Shutdown was requested.
     #[error("stopped on request")]
@@ -193,32 +195,48 @@ impl Engine {
     ) -> RunReport {
         let account_id = lease.account_id as u64;
         let started = Instant::now();
-        let (run_id, run_started_at) =
-            match runs::start(&self.pool, lease.account_id, stream.as_str(), kind.as_str(), &self.replica).await {
-                Ok(r) => r,
-                Err(e) => {
-                    return RunReport {
-                        run_id: 0,
-                        account_id,
-                        stream,
-                        kind,
-                        status: RunStatus::Failed,
-                        pages: 0,
-                        records: 0,
-                        rows: 0,
-                        deleted: 0,
-                        stats: CallStats::default(),
-                        elapsed: started.elapsed(),
-                        error: Some(format!("recording the run: {e}")),
-                        account_stopped: false,
-                    };
-                }
-            };
+        let (run_id, run_started_at) = match runs::start(
+            &self.pool,
+            lease.account_id,
+            stream.as_str(),
+            kind.as_str(),
+            &self.replica,
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                return RunReport {
+                    run_id: 0,
+                    account_id,
+                    stream,
+                    kind,
+                    status: RunStatus::Failed,
+                    pages: 0,
+                    records: 0,
+                    rows: 0,
+                    deleted: 0,
+                    stats: CallStats::default(),
+                    elapsed: started.elapsed(),
+                    error: Some(format!("recording the run: {e}")),
+                    account_stopped: false,
+                };
+            }
+        };
         let mut tally = Tally::default();
         let result = match stream {
             Stream::Accounts => accounts::run(self, lease, run_id, &mut tally).await,
             Stream::Customers => {
-                customers::run(self, lease, run_id, run_started_at, kind, &mut tally, cancel).await
+                customers::run(
+                    self,
+                    lease,
+                    run_id,
+                    run_started_at,
+                    kind,
+                    &mut tally,
+                    cancel,
+                )
+                .await
             }
         };
         let account_stopped = match &result {
@@ -228,7 +246,10 @@ impl Engine {
         };
         let (status, error) = match result {
             Ok(()) => (RunStatus::Succeeded, None),
-            Err(SyncError::Cancelled) => (RunStatus::Interrupted, Some("stopped on request".to_string())),
+            Err(SyncError::Cancelled) => (
+                RunStatus::Interrupted,
+                Some("stopped on request".to_string()),
+            ),
             Err(e) => (RunStatus::Failed, Some(e.to_string())),
         };
         // Requests after the last commit (a failed page, the end of a walk) still count.
@@ -236,7 +257,13 @@ impl Engine {
         tally.stats.add(&rest);
         let finish = async {
             if rest.requests > 0 {
-                runs::add_requests(&self.pool, run_id, rest.requests as i32, rest.throttled as i32).await?;
+                runs::add_requests(
+                    &self.pool,
+                    run_id,
+                    rest.requests as i32,
+                    rest.throttled as i32,
+                )
+                .await?;
             }
             runs::finish(&self.pool, run_id, status.as_str(), error.as_deref()).await
         };
@@ -261,13 +288,23 @@ impl Engine {
         };
         match report.status {
             RunStatus::Succeeded => tracing::info!(
-                account = account_id, stream = stream.as_str(), kind = kind.as_str(), pages = report.pages,
-                rows = report.rows, deleted = report.deleted, requests = report.stats.requests,
-                throttled = report.stats.throttled, "run succeeded"
+                account = account_id,
+                stream = stream.as_str(),
+                kind = kind.as_str(),
+                pages = report.pages,
+                rows = report.rows,
+                deleted = report.deleted,
+                requests = report.stats.requests,
+                throttled = report.stats.throttled,
+                "run succeeded"
             ),
             _ => tracing::warn!(
-                account = account_id, stream = stream.as_str(), kind = kind.as_str(), pages = report.pages,
-                error = report.error.as_deref().unwrap_or(""), "run did not finish"
+                account = account_id,
+                stream = stream.as_str(),
+                kind = kind.as_str(),
+                pages = report.pages,
+                error = report.error.as_deref().unwrap_or(""),
+                "run did not finish"
             ),
         }
         report
@@ -278,7 +315,8 @@ fn record_metrics(account_id: u64, stream: Stream, status: RunStatus, tally: &Ta
     let account = account_id.to_string();
     metrics::counter!("lightspeed_sync_runs_total", "stream" => stream.as_str(), "status" => status.as_str())
         .increment(1);
-    metrics::counter!("lightspeed_sync_rows_upserted_total", "stream" => stream.as_str()).increment(tally.rows);
+    metrics::counter!("lightspeed_sync_rows_upserted_total", "stream" => stream.as_str())
+        .increment(tally.rows);
     if status == RunStatus::Succeeded {
         let now = chrono::Utc::now().timestamp() as f64;
         metrics::gauge!("lightspeed_sync_last_success_timestamp_seconds", "account" => account, "stream" => stream.as_str())
