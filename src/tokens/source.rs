@@ -200,13 +200,14 @@ impl TokenSource {
         if state.status != credentials::CONNECTED {
             return Err(refused(account_id, state.status_reason.as_deref()));
         }
+        let expiring = self.needs_refresh(state.access_expires_at, state.issued_at);
         if let Some(c) = self.cached(account_id)
             && c.generation == state.generation
-            && !self.needs_refresh(c.expires_at, c.issued_at)
+            && !expiring
         {
             return Ok(c.access);
         }
-        if !self.needs_refresh(state.access_expires_at, state.issued_at) {
+        if !expiring {
             let creds = self
                 .store
                 .load(account_id)
