@@ -150,7 +150,7 @@ SELECT s.account_id,
        last.status AS last_status,
        last.started_at AS last_started_at,
        last.error AS last_error,
-       c.status AS authorization
+       c.status AS authorization_status
 FROM (SELECT DISTINCT account_id, stream FROM lightspeed_sync.runs) s
 LEFT JOIN LATERAL (SELECT r.status, r.started_at, r.error FROM lightspeed_sync.runs r
                     WHERE r.account_id = s.account_id AND r.stream = s.stream

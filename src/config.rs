@@ -174,7 +174,10 @@ impl Settings {
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
         if required && !path.exists() {
-            return Err(ConfigError::Invalid(format!("{} does not exist", path.display())));
+            return Err(ConfigError::Invalid(format!(
+                "{} does not exist",
+                path.display()
+            )));
         }
         let env: Vec<(String, String)> = env.into_iter().collect();
         let mut map = config::Map::new();
@@ -185,10 +188,17 @@ impl Settings {
             }
         }
         // DATABASE_URL is honoured too, below LSSYNC__DATABASE__URL.
-        let database_url = env.iter().find(|(k, _)| k == "DATABASE_URL").map(|(_, v)| v.clone());
+        let database_url = env
+            .iter()
+            .find(|(k, _)| k == "DATABASE_URL")
+            .map(|(_, v)| v.clone());
         let mut builder = config::Config::builder()
             .add_source(config::File::from_str(EXAMPLE, config::FileFormat::Toml))
-            .add_source(config::File::from(path).format(config::FileFormat::Toml).required(false));
+            .add_source(
+                config::File::from(path)
+                    .format(config::FileFormat::Toml)
+                    .required(false),
+            );
         if let Some(url) = database_url {
             builder = builder
                 .set_override("database.url", url)
@@ -203,7 +213,10 @@ impl Settings {
             .build()
             .map_err(|e| ConfigError::Invalid(format!("{e} (in {})", path.display())))?;
         let settings: Settings = raw.try_deserialize().map_err(|e| {
-            ConfigError::Invalid(format!("{e} (from {} or {ENV_PREFIX}__* variables)", path.display()))
+            ConfigError::Invalid(format!(
+                "{e} (from {} or {ENV_PREFIX}__* variables)",
+                path.display()
+            ))
         })?;
         settings.validate()?;
         Ok(settings)
@@ -212,7 +225,10 @@ impl Settings {
     fn validate(&self) -> Result<(), ConfigError> {
         let bad = |key, problem: String| Err(ConfigError::Value { key, problem });
         if !(1..=100).contains(&self.sync.page_size) {
-            return bad("sync.page_size", format!("{} is out of range: expected 1 to 100", self.sync.page_size));
+            return bad(
+                "sync.page_size",
+                format!("{} is out of range: expected 1 to 100", self.sync.page_size),
+            );
         }
         if self.sync.concurrency == 0 {
             return bad("sync.concurrency", "expected at least 1".into());
@@ -229,7 +245,12 @@ impl Settings {
             ("schedule.full_refresh", &self.schedule.full_refresh),
         ] {
             if let Err(e) = parse_cron(expr) {
-                return bad(key, format!("`{expr}` is not a cron expression with seconds (sec min hour day month weekday): {e}"));
+                return bad(
+                    key,
+                    format!(
+                        "`{expr}` is not a cron expression with seconds (sec min hour day month weekday): {e}"
+                    ),
+                );
             }
         }
         if let Err(e) = Url::parse(self.database.url.expose_secret()) {
@@ -247,7 +268,7 @@ impl Settings {
         Ok(())
     }
 
-    /// The effective configuration as TOML, with every secret replaced by `"<redacted>"`.
+    /// The effective configuration as TOML, with every secret replaced by `"REDACTED"`.
     pub fn redacted_toml(&self) -> String {
         let secret = |s: &Option<SecretString>| s.as_ref().map(|_| REDACTED.to_string());
         let view = serde_json::json!({
@@ -288,7 +309,8 @@ impl Settings {
             },
             "log": { "level": self.log.level, "format": self.log.format },
         });
-        toml::to_string(&view).unwrap_or_else(|e| format!("# could not render: {e}\n"))
+        toml::to_string(&without_nulls(view))
+            .unwrap_or_else(|e| format!("# could not render: {e}\n"))
     }
 }
 
@@ -321,14 +343,34 @@ fn read_secret(
     if let Some(path) = file.as_ref().filter(|p| !p.as_os_str().is_empty()) {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Value {
             key,
-            problem: format!("cannot read {}_file {}: {e}", key.rsplit('.').next().unwrap_or(key), path.display()),
+            problem: format!(
+                "cannot read {}_file {}: {e}",
+                key.rsplit('.').next().unwrap_or(key),
+                path.display()
+            ),
         })?;
         return Ok(SecretString::from(text.trim().to_string()));
     }
-    Err(ConfigError::Value { key, problem: format!("not set (set `{key}` or `{key}_file`)") })
+    Err(ConfigError::Value {
+        key,
+        problem: format!("not set (set `{key}` or `{key}_file`)"),
+    })
 }
 
-const REDACTED: &str = "<redacted>";
+const REDACTED: &str = "REDACTED";
+
+/// TOML has no null: unset keys are left out of the printed configuration.
+fn without_nulls(v: serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Object(map) => serde_json::Value::Object(
+            map.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, without_nulls(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
 
 /// A database URL with its password replaced, for messages and `config`.
 pub fn redact_url(url: &str) -> String {

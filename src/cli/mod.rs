@@ -19,7 +19,12 @@ mod sync;
 /// Connect an account once with `authorize`, then let `run` keep the mirror fresh on a schedule, or
 /// call `sync` from your own scheduler. `demo` shows the whole pipeline against a built-in simulator.
 #[derive(Debug, Parser)]
-#[command(name = "lightspeed-sync", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "lightspeed-sync",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     /// Configuration file (TOML). Missing is fine unless given explicitly.
     #[arg(long, global = true, env = "LSSYNC_CONFIG", value_name = "PATH")]
@@ -123,7 +128,7 @@ fn report(result: anyhow::Result<()>) -> ExitCode {
 }
 
 async fn migrate(settings: &Settings) -> anyhow::Result<()> {
-    let pool = crate::db::connect(&settings.database).await?;
+    let pool = crate::db::connect_or_create(&settings.database).await?;
     crate::db::migrate(&pool, &settings.database).await?;
     println!("database is up to date");
     Ok(())

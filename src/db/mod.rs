@@ -6,8 +6,8 @@ pub mod credentials;
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
-use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, PgPool};
 
 use crate::config::{DatabaseSettings, redact_url};
 
@@ -30,7 +30,7 @@ pub enum DbError {
         reason: String,
     },
     /// The server answered with an error.
-    #[error("PostgreSQL at {url}: {source}")]
+    #[error("PostgreSQL at {url}")]
     Query {
         /// URL with the password redacted
         url: String,
@@ -39,7 +39,7 @@ pub enum DbError {
         source: sqlx::Error,
     },
     /// A migration failed.
-    #[error("migrating the database at {url}: {source}")]
+    #[error("migrating the database at {url}")]
     Migrate {
         /// URL with the password redacted
         url: String,
@@ -65,6 +65,18 @@ pub fn connect_options(settings: &DatabaseSettings) -> Result<PgConnectOptions, 
 pub async fn connect(settings: &DatabaseSettings) -> Result<PgPool, DbError> {
     let url = redact_url(settings.url.expose_secret());
     let options = connect_options(settings)?;
+    // One direct attempt first: a pool only says "timed out" where the driver knows "refused".
+    let probe = tokio::time::timeout(settings.connect_timeout, options.connect()).await;
+    match probe {
+        Ok(Ok(conn)) => drop(conn),
+        Ok(Err(e)) => return Err(classify(&url, e)),
+        Err(_) => {
+            return Err(DbError::Unreachable {
+                url,
+                reason: "timed out connecting".into(),
+            });
+        }
+    }
     PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .acquire_timeout(settings.connect_timeout)
@@ -88,7 +100,10 @@ pub async fn connect_or_create(settings: &DatabaseSettings) -> Result<PgPool, Db
                 .await
                 .map_err(|e| classify(&url, e))?;
             let sql = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
-            sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await.map_err(|e| classify(&url, e))?;
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&pool)
+                .await
+                .map_err(|e| classify(&url, e))?;
             tracing::info!(database = %name, "created database");
             connect(settings).await
         }
@@ -110,15 +125,29 @@ fn is_missing_database(e: &sqlx::Error) -> bool {
 
 fn classify(url: &str, e: sqlx::Error) -> DbError {
     match e {
-        sqlx::Error::Io(io) => DbError::Unreachable { url: url.into(), reason: io.to_string() },
+        sqlx::Error::Io(io) => DbError::Unreachable {
+            url: url.into(),
+            reason: io.to_string(),
+        },
         sqlx::Error::PoolTimedOut => DbError::Unreachable {
             url: url.into(),
             reason: "timed out waiting for a connection".into(),
         },
-        sqlx::Error::Tls(t) => DbError::Unreachable { url: url.into(), reason: format!("TLS: {t}") },
-        source => DbError::Query { url: url.into(), source },
+        sqlx::Error::Tls(t) => DbError::Unreachable {
+            url: url.into(),
+            reason: format!("TLS: {t}"),
+        },
+        source => DbError::Query {
+            url: url.into(),
+            source,
+        },
     }
 }
 
 /// A short pause used between reconnection attempts by long-running loops.
 pub const RECONNECT_DELAY: Duration = Duration::from_secs(2);
+
+pub mod cursors;
+pub mod leases;
+pub mod mirror;
+pub mod runs;

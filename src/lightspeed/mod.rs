@@ -2,7 +2,16 @@
 //! pacing, retries and pagination (`api`), the leaky-bucket pacer (`pacing`), and the OAuth token
 //! endpoint (`oauth`). Nothing here knows of Postgres.
 
+pub mod api;
+pub mod error;
 pub mod oauth;
+pub mod pacing;
+pub mod query;
+pub mod retry;
+pub mod wire;
+
+pub use api::{ApiClient, CallStats, Fetched, Page};
+pub use error::ApiError;
 
 use std::future::Future;
 use std::pin::Pin;

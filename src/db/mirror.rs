@@ -1,0 +1,352 @@
+//! Statements on the mirror (`lightspeed.*`): bulk upserts of one page, deletion marking.
+//!
+//! A page is written with a handful of set-based statements (`UNNEST` of column arrays), whatever its
+//! size, so a page costs the same few round trips. A customer row is replaced only by a version at least
+//! as new (`updated_at`), so an older page replayed never overwrites newer data; its emails, phones and
+//! addresses are replaced together with it.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::PgConnection;
+
+/// One customer as the mirror stores it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomerRow {
+    /// Lightspeed customerID.
+    pub customer_id: i64,
+    /// firstName
+    pub first_name: String,
+    /// lastName
+    pub last_name: String,
+    /// title (the job title)
+    pub title: String,
+    /// company
+    pub company: String,
+    /// companyRegistrationNumber
+    pub company_registration_number: Option<String>,
+    /// vatNumber
+    pub vat_number: Option<String>,
+    /// dob
+    pub dob: Option<DateTime<Utc>>,
+    /// archived (deleted or anonymized upstream)
+    pub archived: bool,
+    /// creditAccountID (`"0"` → None)
+    pub credit_account_id: Option<i64>,
+    /// customerTypeID
+    pub customer_type_id: Option<i64>,
+    /// discountID
+    pub discount_id: Option<i64>,
+    /// taxCategoryID
+    pub tax_category_id: Option<i64>,
+    /// Contact.noEmail
+    pub no_email: Option<bool>,
+    /// Contact.noPhone
+    pub no_phone: Option<bool>,
+    /// Contact.noMail
+    pub no_mail: Option<bool>,
+    /// Contact.timeStamp
+    pub contact_updated_at: Option<DateTime<Utc>>,
+    /// createTime
+    pub created_at: Option<DateTime<Utc>>,
+    /// timeStamp (last modified upstream)
+    pub updated_at: DateTime<Utc>,
+    /// The whole record as received.
+    pub raw: Value,
+    /// Contact emails: (address, useType).
+    pub emails: Vec<(String, String)>,
+    /// Contact phones: (number, useType).
+    pub phones: Vec<(String, String)>,
+    /// Contact addresses.
+    pub addresses: Vec<AddressRow>,
+}
+
+/// One Contact address.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AddressRow {
+    /// address1
+    pub address1: String,
+    /// address2
+    pub address2: String,
+    /// city
+    pub city: String,
+    /// state
+    pub state: String,
+    /// stateCode
+    pub state_code: String,
+    /// zip
+    pub zip: String,
+    /// country
+    pub country: String,
+    /// countryCode
+    pub country_code: String,
+}
+
+/// Keep one row per customer ID: the newest `updated_at`, the later one on a tie.
+pub fn dedupe_newest(rows: Vec<CustomerRow>) -> Vec<CustomerRow> {
+    let mut out: Vec<CustomerRow> = Vec::with_capacity(rows.len());
+    let mut index = std::collections::HashMap::with_capacity(rows.len());
+    for row in rows {
+        match index.get(&row.customer_id) {
+            Some(&i) => {
+                let kept: &mut CustomerRow = &mut out[i];
+                if row.updated_at >= kept.updated_at {
+                    *kept = row;
+                }
+            }
+            None => {
+                index.insert(row.customer_id, out.len());
+                out.push(row);
+            }
+        }
+    }
+    out
+}
+
+/// Upsert a page of customers (IDs must be unique: see [`dedupe_newest`]) and replace the contact rows
+/// of those that changed. Every row of the page is marked seen (`synced_at = now()`, `deleted_at` cleared),
+/// replaced or not. Returns the number of customers whose row was written.
+pub async fn upsert_customers(
+    conn: &mut PgConnection,
+    account_id: i64,
+    rows: &[CustomerRow],
+) -> Result<u64, sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let col = |f: fn(&CustomerRow) -> String| rows.iter().map(f).collect::<Vec<_>>();
+    let ids: Vec<i64> = rows.iter().map(|r| r.customer_id).collect();
+    let written: Vec<i64> = sqlx::query_scalar(
+        r#"
+        INSERT INTO lightspeed.customers AS c (
+            account_id, customer_id, first_name, last_name, title, company,
+            company_registration_number, vat_number, dob, archived, credit_account_id,
+            customer_type_id, discount_id, tax_category_id, no_email, no_phone, no_mail,
+            contact_updated_at, created_at, updated_at, raw, synced_at, deleted_at)
+        SELECT $1, u.* , now(), NULL
+        FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                    $8::text[], $9::timestamptz[], $10::bool[], $11::bigint[], $12::bigint[],
+                    $13::bigint[], $14::bigint[], $15::bool[], $16::bool[], $17::bool[],
+                    $18::timestamptz[], $19::timestamptz[], $20::timestamptz[], $21::jsonb[]) AS u
+        ON CONFLICT (account_id, customer_id) DO UPDATE SET
+            first_name = excluded.first_name, last_name = excluded.last_name,
+            title = excluded.title, company = excluded.company,
+            company_registration_number = excluded.company_registration_number,
+            vat_number = excluded.vat_number, dob = excluded.dob, archived = excluded.archived,
+            credit_account_id = excluded.credit_account_id,
+            customer_type_id = excluded.customer_type_id, discount_id = excluded.discount_id,
+            tax_category_id = excluded.tax_category_id, no_email = excluded.no_email,
+            no_phone = excluded.no_phone, no_mail = excluded.no_mail,
+            contact_updated_at = excluded.contact_updated_at, created_at = excluded.created_at,
+            updated_at = excluded.updated_at, raw = excluded.raw, synced_at = now(),
+            deleted_at = NULL
+        WHERE excluded.updated_at >= c.updated_at
+        RETURNING customer_id
+        "#,
+    )
+    .bind(account_id)
+    .bind(&ids)
+    .bind(col(|r| r.first_name.clone()))
+    .bind(col(|r| r.last_name.clone()))
+    .bind(col(|r| r.title.clone()))
+    .bind(col(|r| r.company.clone()))
+    .bind(
+        rows.iter()
+            .map(|r| r.company_registration_number.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rows.iter()
+            .map(|r| r.vat_number.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(rows.iter().map(|r| r.dob).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.archived).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.credit_account_id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.customer_type_id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.discount_id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.tax_category_id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.no_email).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.no_phone).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.no_mail).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|r| r.contact_updated_at)
+            .collect::<Vec<_>>(),
+    )
+    .bind(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.updated_at).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.raw.clone()).collect::<Vec<_>>())
+    .fetch_all(&mut *conn)
+    .await?;
+
+    // Rows not replaced (an older version) were still seen upstream: keep them alive.
+    if written.len() < rows.len() {
+        sqlx::query(
+            "UPDATE lightspeed.customers SET synced_at = now(), deleted_at = NULL
+             WHERE account_id = $1 AND customer_id = ANY($2) AND NOT (customer_id = ANY($3))",
+        )
+        .bind(account_id)
+        .bind(&ids)
+        .bind(&written)
+        .execute(&mut *conn)
+        .await?;
+    }
+    if !written.is_empty() {
+        let changed: std::collections::HashSet<i64> = written.iter().copied().collect();
+        let changed_rows: Vec<&CustomerRow> = rows
+            .iter()
+            .filter(|r| changed.contains(&r.customer_id))
+            .collect();
+        replace_contacts(conn, account_id, &written, &changed_rows).await?;
+    }
+    Ok(written.len() as u64)
+}
+
+async fn replace_contacts(
+    conn: &mut PgConnection,
+    account_id: i64,
+    ids: &[i64],
+    rows: &[&CustomerRow],
+) -> Result<(), sqlx::Error> {
+    for table in ["customer_emails", "customer_phones", "customer_addresses"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM lightspeed.{table} WHERE account_id = $1 AND customer_id = ANY($2)"
+        )))
+        .bind(account_id)
+        .bind(ids)
+        .execute(&mut *conn)
+        .await?;
+    }
+    let pairs = |pick: fn(&CustomerRow) -> &Vec<(String, String)>| {
+        let (mut id, mut pos, mut a, mut b) = (vec![], vec![], vec![], vec![]);
+        for r in rows {
+            for (i, (x, y)) in pick(r).iter().enumerate() {
+                id.push(r.customer_id);
+                pos.push(i as i32);
+                a.push(x.clone());
+                b.push(y.clone());
+            }
+        }
+        (id, pos, a, b)
+    };
+    for (table, value_col, pick) in [
+        (
+            "customer_emails",
+            "address",
+            (|r: &CustomerRow| &r.emails) as fn(&CustomerRow) -> &Vec<(String, String)>,
+        ),
+        ("customer_phones", "number", |r: &CustomerRow| &r.phones),
+    ] {
+        let (id, pos, a, b) = pairs(pick);
+        if id.is_empty() {
+            continue;
+        }
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO lightspeed.{table} (account_id, customer_id, position, {value_col}, use_type)
+             SELECT $1, * FROM UNNEST($2::bigint[], $3::int[], $4::text[], $5::text[])"
+        )))
+        .bind(account_id)
+        .bind(id)
+        .bind(pos)
+        .bind(a)
+        .bind(b)
+        .execute(&mut *conn)
+        .await?;
+    }
+    insert_addresses(conn, account_id, rows).await
+}
+
+async fn insert_addresses(
+    conn: &mut PgConnection,
+    account_id: i64,
+    rows: &[&CustomerRow],
+) -> Result<(), sqlx::Error> {
+    let (mut id, mut pos) = (vec![], vec![]);
+    let mut cols: [Vec<String>; 8] = Default::default();
+    for r in rows {
+        for (i, a) in r.addresses.iter().enumerate() {
+            id.push(r.customer_id);
+            pos.push(i as i32);
+            let values = [
+                &a.address1,
+                &a.address2,
+                &a.city,
+                &a.state,
+                &a.state_code,
+                &a.zip,
+                &a.country,
+                &a.country_code,
+            ];
+            for (c, v) in cols.iter_mut().zip(values) {
+                c.push(v.clone());
+            }
+        }
+    }
+    if id.is_empty() {
+        return Ok(());
+    }
+    let [a1, a2, city, state, state_code, zip, country, country_code] = cols;
+    sqlx::query(
+        "INSERT INTO lightspeed.customer_addresses (account_id, customer_id, position, address1,
+             address2, city, state, state_code, zip, country, country_code)
+         SELECT $1, * FROM UNNEST($2::bigint[], $3::int[], $4::text[], $5::text[], $6::text[],
+             $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])",
+    )
+    .bind(account_id)
+    .bind(id)
+    .bind(pos)
+    .bind(a1)
+    .bind(a2)
+    .bind(city)
+    .bind(state)
+    .bind(state_code)
+    .bind(zip)
+    .bind(country)
+    .bind(country_code)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// After a complete full walk that started at `walk_started_at`: mark every customer of the account not
+/// seen since then as deleted upstream. Returns how many were marked.
+pub async fn mark_unseen_deleted(
+    conn: &mut PgConnection,
+    account_id: i64,
+    walk_started_at: DateTime<Utc>,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE lightspeed.customers SET deleted_at = now()
+         WHERE account_id = $1 AND synced_at < $2 AND deleted_at IS NULL",
+    )
+    .bind(account_id)
+    .bind(walk_started_at)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Upsert an account (`Account.json` plus its detail).
+pub async fn upsert_account(
+    conn: &mut PgConnection,
+    account_id: i64,
+    name: &str,
+    status: Option<&str>,
+    currency_code: Option<&str>,
+    raw: &Value,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO lightspeed.accounts (account_id, name, status, currency_code, raw, synced_at)
+         VALUES ($1, $2, $3, $4, $5, now())
+         ON CONFLICT (account_id) DO UPDATE SET name = excluded.name, status = excluded.status,
+             currency_code = excluded.currency_code, raw = excluded.raw, synced_at = now()",
+    )
+    .bind(account_id)
+    .bind(name)
+    .bind(status)
+    .bind(currency_code)
+    .bind(raw)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,294 @@
+//! The `/API/V3/...` routes: authentication (§8 401 bodies), account scoping, rate limits,
+//! faults, then `Account` and `Customer` reads, with the rate headers of §7.1 on every
+//! response the API itself answers.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::Response;
+use rand::Rng;
+use tokio::time::Instant;
+
+use super::faults::{self, Fault};
+use super::grants::AuthError;
+use super::query::{self, ListQuery};
+use super::ratelimit::{Levels, Throttle, num};
+use super::{Shared, json, xml};
+
+#[derive(Clone, Copy, Debug)]
+enum Route {
+    Accounts,
+    Account(u64),
+    Customers(u64),
+    Customer(u64, u64),
+}
+
+impl Route {
+    fn parse(path: &str) -> Option<(Route, bool)> {
+        let rest = path.strip_prefix("/API/V3/")?;
+        let json = rest.ends_with(".json");
+        let rest = rest.strip_suffix(".json").unwrap_or(rest);
+        let seg: Vec<&str> = rest.split('/').collect();
+        let id = |s: &str| s.parse::<u64>().ok();
+        let route = match seg.as_slice() {
+            ["Account"] => Route::Accounts,
+            ["Account", a] => Route::Account(id(a)?),
+            ["Account", a, "Customer"] => Route::Customers(id(a)?),
+            ["Account", a, "Customer", c] => Route::Customer(id(a)?, id(c)?),
+            _ => return None,
+        };
+        Some((route, json))
+    }
+
+    fn account(self) -> Option<u64> {
+        match self {
+            Route::Accounts => None,
+            Route::Account(a) | Route::Customers(a) | Route::Customer(a, _) => Some(a),
+        }
+    }
+
+    fn xml_root(self) -> &'static str {
+        match self {
+            Route::Accounts | Route::Account(_) => "Accounts",
+            _ => "Customers",
+        }
+    }
+}
+
+/// A response under construction.
+struct Out {
+    status: u16,
+    body: String,
+    classic: bool,
+    cost: f64,
+}
+
+impl Out {
+    fn ok(body: String, cost: f64) -> Self {
+        Out { status: 200, body, classic: false, cost }
+    }
+
+    fn error(status: u16, message: &str, class: &str, cost: f64) -> Self {
+        Out { status, body: json::classic_error(status, message, class), classic: true, cost }
+    }
+}
+
+/// Serve one API request.
+pub(crate) async fn handle(State(sh): State<Arc<Shared>>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
+    sh.counters.lock().expect("counters").api_requests += 1;
+    let accept_xml = |json_suffix: bool| wants_xml(&headers, json_suffix);
+    let Some((route, json_suffix)) = Route::parse(uri.path()) else {
+        let out = Out::error(404, &format!("Route {} not found.", uri.path()), "NotFoundException", 0.0);
+        return respond(&sh, out, accept_xml(uri.path().ends_with(".json")), "error", None);
+    };
+    let xml = accept_xml(json_suffix);
+    let account = match authenticate(&sh, &headers) {
+        Ok(a) => a,
+        Err(resp) => return resp,
+    };
+    if route.account().is_some_and(|a| a != account) {
+        let out = Out::error(403, "The access token does not grant access to this account.", "ForbiddenException", 0.0);
+        return respond(&sh, out, xml, "error", Some(account));
+    }
+    if method != Method::GET {
+        let out = Out::error(405, "Method not allowed on this resource.", "MethodNotAllowedException", 0.0);
+        return respond(&sh, out, xml, "error", Some(account));
+    }
+    if let Err(t) = sh.limits.lock().expect("limits").admit(account, Instant::now()) {
+        return throttled(&sh, t, account, xml);
+    }
+    let fault = sh.faults.lock().expect("faults").next();
+    if fault.is_some() {
+        sh.counters.lock().expect("counters").faults += 1;
+    }
+    match fault {
+        Some(Fault::ServerError(code)) => return html_error(code),
+        Some(Fault::Slow(d)) => tokio::time::sleep(d).await,
+        _ => {}
+    }
+    let out = serve(&sh, route, account, &uri, &headers);
+    let root = if out.classic { "error" } else { route.xml_root() };
+    let mut resp = respond(&sh, out, xml, root, Some(account));
+    if let Some(f) = fault {
+        resp = spoil(resp, f).await;
+    }
+    resp
+}
+
+/// The account of the bearer token, or the 401 response (§8: two body shapes).
+fn authenticate(sh: &Shared, headers: &HeaderMap) -> Result<u64, Response> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim());
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        let body = json::classic_error(401, "Invalid username/password or API key.", "BadAuthenticationRequestError");
+        return Err(plain(401, "application/json", body));
+    };
+    let verdict = sh.grants.lock().expect("grants").authenticate(token, Instant::now());
+    verdict.map_err(|e| {
+        let mut c = sh.counters.lock().expect("counters");
+        let hint = match e {
+            AuthError::Revoked => {
+                c.revoked_token_requests += 1;
+                "Access token has been revoked"
+            }
+            AuthError::Expired => {
+                c.expired_token_requests += 1;
+                "Access token could not be verified"
+            }
+            AuthError::Unknown => "Access token could not be verified",
+        };
+        let body = json::oauth_error("access_denied", "The resource owner or authorization server denied the request.", hint);
+        plain(401, "application/json", body)
+    })
+}
+
+fn serve(sh: &Shared, route: Route, account: u64, uri: &Uri, headers: &HeaderMap) -> Out {
+    let lock = &sh.data[&account];
+    let q = match query::parse(uri.query().unwrap_or("")) {
+        Ok(q) => q,
+        Err(msg) => return Out::error(400, &msg, "Exception", 1.0),
+    };
+    let acct = lock.read().expect("account lock");
+    match route {
+        Route::Accounts => Out::ok(json::counted(1, "Account", Some(&json::account_short(account, &acct.name))), 1.0),
+        Route::Account(_) => Out::ok(json::counted(1, "Account", Some(&json::account_detail(account, &acct.name))), 1.0),
+        Route::Customer(_, id) => match acct.get(id) {
+            Some(e) => Out::ok(json::counted(1, "Customer", Some(e.json(q.contact))), q.cost(false)),
+            None => Out::error(404, &format!("Customer with customerID {id} not found."), "NotFoundException", 1.0),
+        },
+        Route::Customers(_) if q.count => Out::ok(json::counted(q.count_in(&acct), "Customer", None), 10.0),
+        Route::Customers(_) => {
+            let page = q.run(&acct, sh.cfg.tie_break);
+            let base = base_url(sh, headers);
+            let link = |param: &str, c: Option<String>| c.map(|c| page_url(&base, uri.path(), &q, param, &c)).unwrap_or_default();
+            let next = link("after", page.next);
+            let previous = link("before", page.previous);
+            Out::ok(json::page(&next, &previous, &page.records), q.cost(true))
+        }
+    }
+}
+
+fn base_url(sh: &Shared, headers: &HeaderMap) -> String {
+    if let Some(b) = &sh.cfg.public_base_url {
+        return b.trim_end_matches('/').to_string();
+    }
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    format!("http://{}", host.map_or_else(|| sh.local.to_string(), str::to_string))
+}
+
+/// `next`/`previous`: every original parameter, then `sort`, `limit` and the cursor.
+fn page_url(base: &str, path: &str, q: &ListQuery, param: &str, cursor: &str) -> String {
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let mut u = format!("{base}{path}?");
+    for seg in &q.carry {
+        u.push_str(seg);
+        u.push('&');
+    }
+    u.push_str(&format!("sort={}&limit={}&{param}={}", enc(&q.sort_raw), q.limit, enc(cursor)));
+    u
+}
+
+fn wants_xml(headers: &HeaderMap, json_suffix: bool) -> bool {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+    match (accept.find("xml"), accept.find("json")) {
+        (Some(x), Some(j)) => x < j,
+        (Some(_), None) => true,
+        (None, Some(_)) => false,
+        (None, None) => !json_suffix,
+    }
+}
+
+/// Charge, then build the response with the rate headers.
+fn respond(sh: &Shared, out: Out, xml: bool, root: &str, account: Option<u64>) -> Response {
+    let levels = account.map(|a| {
+        let now = Instant::now();
+        let mut l = sh.limits.lock().expect("limits");
+        l.charge(a, out.cost, now);
+        l.levels(a, now)
+    });
+    if account.is_some() && out.cost > 0.0 && sh.cfg.rate_limits {
+        sh.counters.lock().expect("counters").drip_charged += out.cost;
+    }
+    let (ctype, body) = match (xml, out.classic) {
+        (true, _) => ("application/xml", xml::from_json(root, &out.body)),
+        (false, true) => ("text/html; charset=UTF-8", out.body),
+        (false, false) => ("application/json", out.body),
+    };
+    let mut resp = plain(out.status, ctype, body);
+    if let (Some(a), Some(l)) = (account, levels) {
+        rate_headers(sh, resp.headers_mut(), a, &l, out.cost);
+    }
+    resp
+}
+
+fn throttled(sh: &Shared, t: Throttle, account: u64, xml: bool) -> Response {
+    {
+        let mut c = sh.counters.lock().expect("counters");
+        match t.kind {
+            super::ratelimit::LimitKind::Bucket => c.throttled_bucket += 1,
+            super::ratelimit::LimitKind::Burst => c.throttled_burst += 1,
+        }
+    }
+    let msg = match t.kind {
+        super::ratelimit::LimitKind::Burst => "Too Many Requests: burst rate limit exceeded. Wait at least 1 second.".to_string(),
+        super::ratelimit::LimitKind::Bucket => format!("Rate limit exceeded: Please retry your request after {} seconds.", t.retry_after),
+    };
+    let out = Out::error(429, &msg, "RateLimitedException", 0.0);
+    let mut resp = respond(sh, out, xml, "error", Some(account));
+    let h = resp.headers_mut();
+    h.insert("x-ls-api-ratelimit-type", HeaderValue::from_static(t.kind.header()));
+    h.insert(header::RETRY_AFTER, HeaderValue::from(t.retry_after));
+    resp
+}
+
+fn rate_headers(sh: &Shared, h: &mut HeaderMap, account: u64, l: &Levels, cost: f64) {
+    let v = |s: String| HeaderValue::from_str(&s).expect("ascii header");
+    h.insert("x-ls-api-bucket-level", v(format!("{}/{}", num(l.level), num(l.size))));
+    if l.burst_limit > 0 {
+        h.insert("x-ls-api-burst-level", v(format!("{}/{}", l.burst, l.burst_limit)));
+    }
+    h.insert("x-ls-api-drip-rate", v(num(l.drip)));
+    h.insert("x-ls-api-request-cost", v(num(cost)));
+    h.insert("x-ls-acct-id", v(account.to_string()));
+    h.insert("x-ls-oauth-client-id", v(sh.cfg.client_id.clone()));
+}
+
+/// A response with a body, a content type and a `Cf-Ray`.
+pub(crate) fn plain(status: u16, ctype: &'static str, body: String) -> Response {
+    let mut resp = Response::new(Body::from(body));
+    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    let ray = format!("{:016x}-YUL", rand::rng().random::<u64>());
+    h.insert("cf-ray", HeaderValue::from_str(&ray).expect("ascii"));
+    resp
+}
+
+fn html_error(code: u16) -> Response {
+    let mut resp = plain(code, "text/html; charset=UTF-8", faults::html_error(code));
+    resp.headers_mut().insert(header::SERVER, HeaderValue::from_static("cloudflare"));
+    resp
+}
+
+/// Turn a good response into the faulty one (`Slow` and `ServerError` are handled earlier).
+async fn spoil(resp: Response, f: Fault) -> Response {
+    let (mut parts, body) = resp.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let body = match f {
+        Fault::MalformedJson => Body::from(faults::truncate(&text)),
+        Fault::WrongTypes => Body::from(faults::wrong_types(&text)),
+        Fault::Drop => {
+            parts.headers.remove(header::CONTENT_LENGTH);
+            faults::dropping_body(text)
+        }
+        Fault::ServerError(_) | Fault::Slow(_) => Body::from(text),
+    };
+    Response::from_parts(parts, body)
+}

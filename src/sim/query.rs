@@ -1,0 +1,315 @@
+//! Customer list queries: parsing `limit`, `sort`, `after`/`before`, `archived`, `count`,
+//! `load_relations` and the operator filters on `timeStamp` and `customerID` (§3, §5), and
+//! running one against an account's indexes to produce a page and its cursors.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use chrono::NaiveDateTime;
+
+use super::TieBreak;
+use super::store::{AccountData, Entry, Key, SortField};
+
+/// Which customers the `archived` parameter selects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Archived {
+    Active,
+    Both,
+    Only,
+}
+
+/// A filter operator with its values (timestamps as Unix seconds).
+#[derive(Clone, Debug)]
+pub(crate) enum Op {
+    Eq(i64),
+    Ne(i64),
+    Gt(i64),
+    Ge(i64),
+    Lt(i64),
+    Le(i64),
+    Between(i64, i64),
+    In(Vec<i64>),
+}
+
+/// A parsed list (or single-record) query.
+#[derive(Clone, Debug)]
+pub(crate) struct ListQuery {
+    pub limit: usize,
+    pub sort: SortField,
+    pub desc: bool,
+    pub sort_raw: String,
+    pub after: Option<(Key, Option<u64>)>,
+    pub before: Option<(Key, Option<u64>)>,
+    pub archived: Archived,
+    pub contact: bool,
+    pub count: bool,
+    pub filters: Vec<(SortField, Op)>,
+    /// Raw `k=v` segments to carry into `next`/`previous` (all but limit, sort, after, before).
+    pub carry: Vec<String>,
+}
+
+/// A served page: rendered records and base64 cursors for next/previous.
+pub(crate) struct PageOut<'a> {
+    pub records: Vec<&'a str>,
+    pub next: Option<String>,
+    pub previous: Option<String>,
+}
+
+const SORTS: &str = "customerID, timeStamp, firstName, lastName";
+const RELATIONS: &[&str] = &[
+    "Contact", "CustomerType", "Discount", "Note", "TaxCategory", "CreditAccount", "Tags", "CustomFieldValues",
+    "CustomFieldValues.value",
+];
+
+/// Parse a raw query string (as received, before decoding).
+pub(crate) fn parse(raw: &str) -> Result<ListQuery, String> {
+    let mut q = ListQuery {
+        limit: 100,
+        sort: SortField::Id,
+        desc: false,
+        sort_raw: "customerID".into(),
+        after: None,
+        before: None,
+        archived: Archived::Active,
+        contact: false,
+        count: false,
+        filters: Vec::new(),
+        carry: Vec::new(),
+    };
+    let mut paging_params = false;
+    for segment in raw.split('&').filter(|s| !s.is_empty()) {
+        let Some((k, v)) = url::form_urlencoded::parse(segment.as_bytes()).next() else { continue };
+        let carry = !matches!(&*k, "limit" | "sort" | "after" | "before");
+        if carry {
+            q.carry.push(segment.to_string());
+        } else {
+            paging_params = true;
+        }
+        match &*k {
+            "limit" => q.limit = parse_limit(&v)?,
+            "sort" => parse_sort(&v, &mut q)?,
+            "after" => q.after = Some(parse_cursor(&v)?),
+            "before" => q.before = Some(parse_cursor(&v)?),
+            "archived" => q.archived = parse_archived(&v)?,
+            "load_relations" => q.contact = parse_relations(&v)?,
+            "count" => q.count = matches!(v.trim(), "1" | "true"),
+            "timeStamp" => q.filters.push((SortField::TimeStamp, parse_filter(&v, true)?)),
+            "customerID" => q.filters.push((SortField::Id, parse_filter(&v, false)?)),
+            _ => {}
+        }
+    }
+    if q.count && paging_params {
+        return Err("count cannot be combined with limit, sort, after or before.".into());
+    }
+    if q.after.is_some() && q.before.is_some() {
+        return Err("after and before cannot be combined.".into());
+    }
+    if q.sort == SortField::TimeStamp {
+        for cursor in [&mut q.after, &mut q.before].into_iter().flatten() {
+            if let Key::Str(s) = &cursor.0 {
+                cursor.0 = Key::Int(parse_ts(s).ok_or_else(|| format!("Invalid cursor value '{s}'."))?);
+            }
+        }
+    }
+    Ok(q)
+}
+
+fn parse_limit(v: &str) -> Result<usize, String> {
+    match v.trim().parse::<usize>() {
+        Ok(0) => Ok(100),
+        Ok(n) if n <= 100 => Ok(n),
+        Ok(_) => Err("Limit must be between 0 and 100.".into()),
+        Err(_) => Err(format!("Invalid limit value '{v}'.")),
+    }
+}
+
+fn parse_sort(v: &str, q: &mut ListQuery) -> Result<(), String> {
+    let (desc, name) = v.strip_prefix('-').map_or((false, v), |n| (true, n));
+    q.sort = match name {
+        "customerID" => SortField::Id,
+        "timeStamp" => SortField::TimeStamp,
+        "firstName" => SortField::FirstName,
+        "lastName" => SortField::LastName,
+        _ => return Err(format!("Invalid sort field '{v}'. Allowed sort fields are: {SORTS}.")),
+    };
+    q.desc = desc;
+    q.sort_raw = v.to_string();
+    Ok(())
+}
+
+fn parse_archived(v: &str) -> Result<Archived, String> {
+    match v.trim() {
+        "false" | "0" => Ok(Archived::Active),
+        "true" | "1" => Ok(Archived::Both),
+        "only" => Ok(Archived::Only),
+        _ => Err(format!("Invalid value for archived: '{v}'. Use true, false or only.")),
+    }
+}
+
+/// `["Contact"]` (JSON) or `all`; true when Contact is loaded.
+fn parse_relations(v: &str) -> Result<bool, String> {
+    if v.trim() == "all" {
+        return Ok(true);
+    }
+    let names: Vec<String> =
+        serde_json::from_str(v).map_err(|_| format!("load_relations must be a JSON array of relation names, got '{v}'."))?;
+    if let Some(bad) = names.iter().find(|n| !RELATIONS.contains(&n.as_str())) {
+        return Err(format!("Invalid relation '{bad}' for Customer."));
+    }
+    Ok(names.iter().any(|n| n == "Contact"))
+}
+
+/// `>=,v`, `><,a,b`, `IN,[a,b]`, `v`, ... with `v` a timestamp (`is_ts`) or an integer.
+fn parse_filter(v: &str, is_ts: bool) -> Result<Op, String> {
+    let value = |s: &str| -> Result<i64, String> {
+        let s = s.trim().trim_matches('"');
+        let parsed = if is_ts { parse_ts(s) } else { s.parse::<i64>().ok() };
+        parsed.ok_or_else(|| format!("Invalid {} value '{s}'.", if is_ts { "timeStamp" } else { "customerID" }))
+    };
+    const OPS: &[&str] = &["><,", ">=,", "<=,", "!=,", "!~,", ">,", "<,", "=,", "~,", "IN,"];
+    let Some(op) = OPS.iter().find(|op| v.starts_with(**op)) else { return Ok(Op::Eq(value(v)?)) };
+    let rest = &v[op.len()..];
+    Ok(match *op {
+        "><," => {
+            let (a, b) = rest.split_once(',').ok_or("Between (><) needs two comma-separated values.")?;
+            Op::Between(value(a)?, value(b)?)
+        }
+        ">=," => Op::Ge(value(rest)?),
+        "<=," => Op::Le(value(rest)?),
+        "!=," => Op::Ne(value(rest)?),
+        ">," => Op::Gt(value(rest)?),
+        "<," => Op::Lt(value(rest)?),
+        "=," => Op::Eq(value(rest)?),
+        "IN," => {
+            let inner = rest.trim().strip_prefix('[').and_then(|r| r.strip_suffix(']'));
+            let inner = inner.ok_or("IN needs a bracketed list, e.g. IN,[1,2,3].")?;
+            let values = inner.split(',').filter(|s| !s.trim().is_empty()).map(value).collect::<Result<Vec<_>, _>>()?;
+            if values.len() > 100 {
+                return Err("IN accepts at most 100 values.".into());
+            }
+            Op::In(values)
+        }
+        _ => return Err(format!("Operator '{}' is not supported on this field.", op.trim_end_matches(','))),
+    })
+}
+
+/// Parse `YYYY-MM-DDTHH:MM:SS` with an optional offset (`-00:00`, `+00:00`, `-0400`, `Z`); a
+/// space before the offset is a `+` that arrived unencoded. Returns Unix seconds.
+pub(crate) fn parse_ts(s: &str) -> Option<i64> {
+    let s = s.trim_start();
+    if s.len() == 10 {
+        return NaiveDateTime::parse_from_str(&format!("{s}T00:00:00"), "%Y-%m-%dT%H:%M:%S").ok().map(|d| d.and_utc().timestamp());
+    }
+    let local = NaiveDateTime::parse_from_str(s.get(..19)?, "%Y-%m-%dT%H:%M:%S").ok()?.and_utc().timestamp();
+    let off = &s[19..];
+    let offset = match off {
+        "" | "Z" => 0,
+        _ => {
+            let sign = match off.as_bytes()[0] {
+                b'+' | b' ' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let digits: String = off[1..].chars().filter(|c| *c != ':').collect();
+            if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let (h, m): (i64, i64) = (digits[..2].parse().ok()?, digits[2..].parse().ok()?);
+            sign * (h * 3600 + m * 60)
+        }
+    };
+    Some(local - offset)
+}
+
+/// Decode `after`/`before`: base64 of a JSON array `[value]` or `[value, id]`.
+fn parse_cursor(v: &str) -> Result<(Key, Option<u64>), String> {
+    let bad = || format!("Invalid cursor '{v}'.");
+    let bytes = STANDARD.decode(v.trim().replace(' ', "+")).map_err(|_| bad())?;
+    let arr: Vec<serde_json::Value> = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    let key = match arr.first() {
+        Some(serde_json::Value::Number(n)) => Key::Int(n.as_i64().ok_or_else(bad)?),
+        Some(serde_json::Value::String(s)) => Key::Str(s.clone()),
+        _ => return Err(bad()),
+    };
+    let id = arr.get(1).and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())));
+    Ok((key, id))
+}
+
+impl ListQuery {
+    /// Whether a customer passes the `archived` mode and every filter.
+    pub(crate) fn matches(&self, e: &Entry) -> bool {
+        let archived_ok = match self.archived {
+            Archived::Active => !e.c.archived,
+            Archived::Both => true,
+            Archived::Only => e.c.archived,
+        };
+        archived_ok
+            && self.filters.iter().all(|(field, op)| {
+                let v = if *field == SortField::Id { e.c.id as i64 } else { e.c.time_stamp };
+                match op {
+                    Op::Eq(x) => v == *x,
+                    Op::Ne(x) => v != *x,
+                    Op::Gt(x) => v > *x,
+                    Op::Ge(x) => v >= *x,
+                    Op::Lt(x) => v < *x,
+                    Op::Le(x) => v <= *x,
+                    Op::Between(a, b) => *a <= v && v <= *b,
+                    Op::In(xs) => xs.contains(&v),
+                }
+            })
+    }
+
+    /// The drip cost of this request on a list endpoint (`list`) or a single record.
+    pub(crate) fn cost(&self, list: bool) -> f64 {
+        if self.count {
+            return 10.0;
+        }
+        1.0 + if self.contact { if list { 0.2 } else { 0.1 } } else { 0.0 }
+    }
+
+    /// Run the query on `acct`: one page of records plus next/previous cursors.
+    pub(crate) fn run<'a>(&self, acct: &'a AccountData, tie: TieBreak) -> PageOut<'a> {
+        let by_id = tie == TieBreak::ById && self.sort != SortField::Id;
+        let strip = |(k, id): (Key, Option<u64>)| (k, if by_id { id } else { None });
+        let (from, forward) = match (&self.after, &self.before) {
+            (_, Some(b)) => (Some(strip(b.clone())), false),
+            (a, None) => (a.clone().map(strip), true),
+        };
+        // `up` is the index direction: ascending sorts walk up when going forward.
+        let up = forward != self.desc;
+        let mut page: Vec<&Entry> = acct.walk(self.sort, up, from).filter(|e| self.matches(e)).take(self.limit).collect();
+        if !forward {
+            page.reverse();
+        }
+        let cursor_of = |e: &Entry| (e.key(self.sort), by_id.then_some(e.c.id));
+        let exists_past = |e: &Entry, up: bool| acct.walk(self.sort, up, Some(cursor_of(e))).any(|x| self.matches(x));
+        let (next, previous) = match (page.first(), page.last()) {
+            (Some(first), Some(last)) => {
+                let next = exists_past(last, !self.desc).then(|| self.encode(last, by_id));
+                let paged = self.after.is_some() || self.before.is_some();
+                let previous = (paged && exists_past(first, self.desc)).then(|| self.encode(first, by_id));
+                (next, previous)
+            }
+            _ => (None, None),
+        };
+        PageOut { records: page.iter().map(|e| e.json(self.contact)).collect(), next, previous }
+    }
+
+    /// The cursor for record `e`: base64 of `[sort value]` (or `[sort value, id]`).
+    fn encode(&self, e: &Entry, by_id: bool) -> String {
+        let mut arr = vec![match self.sort {
+            SortField::Id => serde_json::Value::from(e.c.id),
+            SortField::TimeStamp => serde_json::Value::from(super::json::ts(e.c.time_stamp)),
+            SortField::FirstName => serde_json::Value::from(e.c.first_name.clone()),
+            SortField::LastName => serde_json::Value::from(e.c.last_name.clone()),
+        }];
+        if by_id {
+            arr.push(serde_json::Value::from(e.c.id));
+        }
+        STANDARD.encode(serde_json::Value::Array(arr).to_string())
+    }
+
+    /// The number of records matching (for `count=1`).
+    pub(crate) fn count_in(&self, acct: &AccountData) -> usize {
+        acct.all().filter(|e| self.matches(e)).count()
+    }
+}

@@ -1,0 +1,10 @@
+//! Integration tests of the Lightspeed API client (`lightspeed_sync::lightspeed`) against wiremock
+//! and a raw TCP server for cut connections. One test binary; modules by concern.
+
+mod helpers;
+
+mod auth;
+mod errors;
+mod pacing;
+mod pages;
+mod retries;

@@ -1,0 +1,21 @@
+//! Tests of the deployment artifacts in `deploy/`: the read-only BI role (against a real PostgreSQL,
+//! one migrated database per test), the systemd unit (`systemd-analyze verify` where it exists), and
+//! the commands, flags and settings that the unit, the Dockerfile, the compose file and
+//! `docs/deployment.md` use (against the built binary and `config.toml.example`).
+//!
+//! Run with `DATABASE_URL=postgres://postgres@127.0.0.1/postgres cargo nextest run --test deploy`.
+
+mod artifacts;
+mod reader_role;
+mod systemd;
+
+/// The repository root (where `Cargo.toml` is).
+fn repo_root() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The contents of a file of the repository, by its path from the root.
+fn read_repo_file(path: &str) -> String {
+    let full = repo_root().join(path);
+    std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("reading {}: {e}", full.display()))
+}

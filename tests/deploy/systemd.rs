@@ -1,0 +1,48 @@
+//! `deploy/systemd/lightspeed-sync.service` passes `systemd-analyze verify`.
+
+use std::process::Command;
+
+const UNIT: &str = "deploy/systemd/lightspeed-sync.service";
+const INSTALLED_BINARY: &str = "/usr/local/bin/lightspeed-sync";
+
+#[test]
+fn the_unit_passes_systemd_analyze_verify() {
+    if Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        println!("skipped: systemd-analyze is not installed here");
+        return;
+    }
+    let unit = super::read_repo_file(UNIT);
+    assert!(
+        unit.contains(&format!("ExecStart={INSTALLED_BINARY} run")),
+        "ExecStart changed?"
+    );
+    // `verify` checks that ExecStart's binary exists: point it at the one cargo built.
+    let unit = unit.replace(INSTALLED_BINARY, env!("CARGO_BIN_EXE_lightspeed-sync"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("lightspeed-sync.service");
+    std::fs::write(&path, unit).expect("write unit copy");
+
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .env("SYSTEMD_LOG_COLOR", "0")
+        .output()
+        .expect("run systemd-analyze verify");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // Unknown keys and unparsable values are only warnings (exit code 0), so read the output too.
+    let complaints: Vec<&str> = stderr
+        .lines()
+        .chain(stdout.lines())
+        .filter(|l| l.contains("lightspeed-sync") || l.contains("ignoring"))
+        .collect();
+    assert!(
+        out.status.success() && complaints.is_empty(),
+        "systemd-analyze verify {UNIT}: {}\n{stderr}{stdout}",
+        out.status
+    );
+}

@@ -1,0 +1,176 @@
+use std::io::Write;
+use std::path::Path;
+
+use lightspeed_sync::config::{ConfigError, Settings};
+use secrecy::ExposeSecret;
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn load(file: Option<&str>, vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    if let Some(text) = file {
+        std::fs::File::create(&path)
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    }
+    Settings::load_from(&path, false, env(vars))
+}
+
+#[test]
+fn defaults_load_without_a_file() {
+    let s = load(None, &[]).unwrap();
+    assert_eq!(
+        s.database.url.expose_secret(),
+        "postgres://localhost/lightspeed"
+    );
+    assert_eq!(s.lightspeed.scope, "employee:customers_read");
+    assert_eq!(
+        s.lightspeed.api_base_url.as_str(),
+        "https://api.lightspeedapp.com/"
+    );
+    assert_eq!(s.sync.page_size, 100);
+    assert!(s.security.token_key.is_none());
+}
+
+#[test]
+fn environment_wins_over_file_and_database_url() {
+    let file = "[sync]\npage_size = 50\n[database]\nurl = \"postgres://file/db\"\n";
+    let s = load(Some(file), &[]).unwrap();
+    assert_eq!(s.sync.page_size, 50);
+    assert_eq!(s.database.url.expose_secret(), "postgres://file/db");
+    let s = load(
+        Some(file),
+        &[
+            ("LSSYNC__SYNC__PAGE_SIZE", "20"),
+            ("DATABASE_URL", "postgres://env/db"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(s.sync.page_size, 20);
+    assert_eq!(s.database.url.expose_secret(), "postgres://env/db");
+    let s = load(
+        Some(file),
+        &[
+            ("DATABASE_URL", "postgres://env/db"),
+            ("LSSYNC__DATABASE__URL", "postgres://lssync/db"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(s.database.url.expose_secret(), "postgres://lssync/db");
+}
+
+#[test]
+fn bad_values_are_refused_with_their_key_named() {
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[("LSSYNC__SYNC__PAGE_SIZE", "500")], "sync.page_size"),
+        (&[("LSSYNC__SYNC__PAGE_SIZE", "many")], "sync.page_size"),
+        (&[("LSSYNC__SYNC__OVERLAP", "soon")], "sync.overlap"),
+        (
+            &[("LSSYNC__SCHEDULE__CUSTOMERS", "every hour")],
+            "schedule.customers",
+        ),
+        (
+            &[("LSSYNC__LIGHTSPEED__API_BASE_URL", "not a url")],
+            "lightspeed.api_base_url",
+        ),
+        (
+            &[("LSSYNC__LIGHTSPEED__REDIRECT_URI", "ftp://x/y")],
+            "lightspeed.redirect_uri",
+        ),
+        (&[("LSSYNC__SERVER__LISTEN", "localhost")], "server.listen"),
+        (&[("LSSYNC__LOG__FORMAT", "xml")], "log.format"),
+    ];
+    for (vars, key) in cases {
+        let err = load(None, vars).expect_err(key).to_string();
+        assert!(err.contains(key), "error for {key} does not name it: {err}");
+    }
+}
+
+#[test]
+fn unknown_keys_are_refused() {
+    let err = load(Some("[sync]\npage_sise = 10\n"), &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("page_sise"), "{err}");
+    let err = load(None, &[("LSSYNC__SERVER__LISTENING", "x")])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("listening"), "{err}");
+    let err = load(Some("[nope]\nx = 1\n"), &[]).unwrap_err().to_string();
+    assert!(err.contains("nope"), "{err}");
+}
+
+#[test]
+fn printed_configuration_never_shows_a_secret() {
+    let s = load(
+        Some("[security]\ntoken_key = \"S3cr3tKeyMaterial\"\n"),
+        &[
+            ("LSSYNC__LIGHTSPEED__CLIENT_SECRET", "client-secret-value"),
+            (
+                "LSSYNC__DATABASE__URL",
+                "postgres://user:db-password@host/db",
+            ),
+            ("LSSYNC__SERVER__ADMIN_TOKEN", "admin-token-value"),
+        ],
+    )
+    .unwrap();
+    let printed = s.redacted_toml();
+    let debug = format!("{s:?}");
+    for secret in [
+        "S3cr3tKeyMaterial",
+        "client-secret-value",
+        "db-password",
+        "admin-token-value",
+    ] {
+        assert!(
+            !printed.contains(secret),
+            "config printed {secret}:\n{printed}"
+        );
+        assert!(!debug.contains(secret), "Debug shows {secret}");
+    }
+    assert!(printed.contains("REDACTED"));
+    assert!(printed.contains("postgres://user:REDACTED@host/db"));
+    // And it is valid TOML that says what is in force.
+    let parsed: toml::Value = toml::from_str(&printed).unwrap();
+    assert_eq!(parsed["sync"]["page_size"].as_integer(), Some(100));
+}
+
+#[test]
+fn secrets_come_from_files_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("secret");
+    std::fs::write(&secret_file, "from-file\n").unwrap();
+    let var = secret_file.to_str().unwrap();
+    let s = load(None, &[("LSSYNC__LIGHTSPEED__CLIENT_SECRET_FILE", var)]).unwrap();
+    assert_eq!(
+        s.lightspeed.client_secret().unwrap().expose_secret(),
+        "from-file"
+    );
+    let err = s.security.token_key().unwrap_err().to_string();
+    assert!(err.contains("security.token_key"), "{err}");
+    let s = load(
+        None,
+        &[("LSSYNC__SECURITY__TOKEN_KEY_FILE", "/nonexistent/key")],
+    )
+    .unwrap();
+    let err = s.security.token_key().unwrap_err().to_string();
+    assert!(
+        err.contains("security.token_key") && err.contains("/nonexistent/key"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_example_file_is_the_defaults() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml.example");
+    let text = std::fs::read_to_string(example).unwrap();
+    assert_eq!(text, lightspeed_sync::config::EXAMPLE);
+    load(Some(&text), &[]).unwrap();
+}

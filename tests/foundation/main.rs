@@ -1,0 +1,5 @@
+//! Foundation: configuration, the command line, the database schema.
+
+mod cli;
+mod config;
+mod schema;
