@@ -53,6 +53,18 @@ pub async fn run_flow(
     options: AuthorizeOptions,
     tamper: Tamper,
 ) -> Run {
+    run_flow_slowly(settings, pool, options, tamper, None).await
+}
+
+/// As [`run_flow`], with the person taking `think` (tokio time, advanced without sleeping) between
+/// the browser's redirect and pasting it.
+pub async fn run_flow_slowly(
+    settings: &Settings,
+    pool: &PgPool,
+    options: AuthorizeOptions,
+    tamper: Tamper,
+    think: Option<Duration>,
+) -> Run {
     let (mut to_input, input) = tokio::io::duplex(16 * 1024);
     let (output, from_output) = tokio::io::duplex(16 * 1024);
     let flow = authorize(settings, pool, BufReader::new(input), output, &options);
@@ -80,6 +92,11 @@ pub async fn run_flow(
             None
         };
         let location = tamper(follow(&url).await);
+        if let Some(think) = think {
+            tokio::time::pause();
+            tokio::time::advance(think).await;
+            tokio::time::resume();
+        }
         let page = match listening {
             None => {
                 to_input
@@ -131,15 +148,15 @@ async fn next_url<R: tokio::io::AsyncBufRead + Unpin>(
     None
 }
 
-fn unchanged(location: String) -> String {
+pub fn unchanged(location: String) -> String {
     location
 }
 
-fn stdin() -> AuthorizeOptions {
+pub fn stdin() -> AuthorizeOptions {
     AuthorizeOptions::default()
 }
 
-fn listen() -> AuthorizeOptions {
+pub fn listen() -> AuthorizeOptions {
     AuthorizeOptions {
         listen: Some("127.0.0.1:0".parse().unwrap()),
         timeout: Duration::from_secs(30),

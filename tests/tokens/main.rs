@@ -5,4 +5,5 @@
 mod authorize;
 mod helpers;
 mod oauth;
+mod sim;
 mod source;
