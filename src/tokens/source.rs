@@ -161,8 +161,13 @@ impl TokenSource {
         let keyring = Arc::new(Keyring::from_settings(&settings.security)?);
         let oauth = OAuthClient::from_settings(&settings.lightspeed)?;
         let store = TokenStore::new(pool, keyring);
+        let retry = RetryPolicy::from_settings(&settings.lightspeed);
+        // Long enough for another process's refresh with all its retries.
+        let lock_wait = (settings.lightspeed.request_timeout + retry.max_delay) * retry.attempts
+            + Duration::from_secs(10);
         Ok(Self::new(store, oauth, settings.lightspeed.refresh_margin)
-            .with_retry_policy(RetryPolicy::from_settings(&settings.lightspeed)))
+            .with_retry_policy(retry)
+            .with_lock_wait(lock_wait))
     }
 
     /// Replace the retry policy.
@@ -200,13 +205,14 @@ impl TokenSource {
         if state.status != credentials::CONNECTED {
             return Err(refused(account_id, state.status_reason.as_deref()));
         }
+        let expiring = self.needs_refresh(state.access_expires_at, state.issued_at);
         if let Some(c) = self.cached(account_id)
             && c.generation == state.generation
-            && !self.needs_refresh(c.expires_at, c.issued_at)
+            && !expiring
         {
             return Ok(c.access);
         }
-        if !self.needs_refresh(state.access_expires_at, state.issued_at) {
+        if !expiring {
             let creds = self
                 .store
                 .load(account_id)
@@ -226,11 +232,31 @@ impl TokenSource {
                 }
             }
         }
-        self.refresh(account_id, Need::Fresh, Some(state.generation))
-            .await
+        self.refresh(account_id, None, Some(state.generation)).await
     }
 
+    /// Refresh in a task of its own, so that a caller giving up (a timeout, a shutdown) cannot cut a
+    /// refresh between the token endpoint's answer and the commit of the new pair.
     async fn refresh(
+        &self,
+        account_id: u64,
+        rejected: Option<SecretString>,
+        seen: Option<i64>,
+    ) -> Result<SecretString, AuthFailure> {
+        let this = self.clone();
+        let task = tokio::spawn(async move {
+            let need = rejected.as_ref().map_or(Need::Fresh, Need::Replace);
+            this.refresh_in_flight(account_id, need, seen).await
+        });
+        task.await.unwrap_or_else(|e| {
+            Err(transient(
+                account_id,
+                format!("the refresh task failed: {e}"),
+            ))
+        })
+    }
+
+    async fn refresh_in_flight(
         &self,
         account_id: u64,
         need: Need<'_>,
@@ -538,7 +564,7 @@ impl TokenProvider for TokenSource {
         account_id: u64,
         rejected: &'a SecretString,
     ) -> BoxFuture<'a, Result<SecretString, AuthFailure>> {
-        Box::pin(self.refresh(account_id, Need::Replace(rejected), None))
+        Box::pin(self.refresh(account_id, Some(rejected.clone()), None))
     }
 }
 
