@@ -59,7 +59,14 @@ pub async fn run(settings: Settings, args: SyncArgs) -> anyhow::Result<()> {
             on_signal.cancel();
         }
     });
-    let outcomes = sync_all(&engine, &accounts, &streams, settings.sync.concurrency, &cancel).await;
+    let outcomes = sync_all(
+        &engine,
+        &accounts,
+        &streams,
+        settings.sync.concurrency,
+        &cancel,
+    )
+    .await;
     progress.finish();
     let mut failures = 0;
     for outcome in &outcomes {
@@ -89,7 +96,8 @@ pub fn engine(
     progress: Arc<dyn Progress>,
 ) -> anyhow::Result<Engine> {
     let tokens = TokenSource::from_settings(settings, pool.clone())?;
-    let api = ApiClient::new(&settings.lightspeed, Arc::new(tokens)).context("building the HTTP client")?;
+    let api = ApiClient::new(&settings.lightspeed, Arc::new(tokens))
+        .context("building the HTTP client")?;
     Ok(Engine {
         pool,
         api,
@@ -107,12 +115,19 @@ pub fn replica_id() -> String {
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "host".into());
-    format!("{host}-{}-{:04x}", std::process::id(), rand::random::<u16>())
+    format!(
+        "{host}-{}-{:04x}",
+        std::process::id(),
+        rand::random::<u16>()
+    )
 }
 
 /// The streams of one sync, in order.
 pub fn streams(only: Option<StreamArg>, full: bool) -> Vec<(Stream, Kind)> {
-    let customers = (Stream::Customers, if full { Kind::Full } else { Kind::Incremental });
+    let customers = (
+        Stream::Customers,
+        if full { Kind::Full } else { Kind::Incremental },
+    );
     match only {
         Some(StreamArg::Accounts) => vec![(Stream::Accounts, Kind::Full)],
         Some(StreamArg::Customers) => vec![customers],
@@ -120,8 +135,13 @@ pub fn streams(only: Option<StreamArg>, full: bool) -> Vec<(Stream, Kind)> {
     }
 }
 
-async fn select_accounts(pool: &sqlx::PgPool, wanted: &[u64]) -> anyhow::Result<Vec<AccountCredentialInfo>> {
-    let all = store::list_accounts(pool).await.context("listing connected accounts")?;
+async fn select_accounts(
+    pool: &sqlx::PgPool,
+    wanted: &[u64],
+) -> anyhow::Result<Vec<AccountCredentialInfo>> {
+    let all = store::list_accounts(pool)
+        .await
+        .context("listing connected accounts")?;
     if wanted.is_empty() {
         return Ok(all);
     }
@@ -129,7 +149,9 @@ async fn select_accounts(pool: &sqlx::PgPool, wanted: &[u64]) -> anyhow::Result<
     for id in wanted {
         match all.iter().find(|a| a.account_id == *id) {
             Some(a) => out.push(a.clone()),
-            None => anyhow::bail!("account {id} is not connected (run `lightspeed-sync authorize`)"),
+            None => {
+                anyhow::bail!("account {id} is not connected (run `lightspeed-sync authorize`)")
+            }
         }
     }
     Ok(out)
@@ -195,7 +217,10 @@ impl TerminalProgress {
     pub fn new() -> Self {
         let bar = if std::io::stderr().is_terminal() {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-            bar.set_style(ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
             bar.enable_steady_tick(Duration::from_millis(200));
             bar
         } else {
@@ -227,9 +252,14 @@ impl Progress for TerminalProgress {
     fn page(&self, _account: u64, _stream: Stream, records: usize, stats: &CallStats) {
         let pages = self.pages.fetch_add(1, Ordering::Relaxed) + 1;
         let total = self.records.fetch_add(records as u64, Ordering::Relaxed) + records as u64;
-        let waited = self.waited_ms.fetch_add(stats.waited.as_millis() as u64, Ordering::Relaxed)
+        let waited = self
+            .waited_ms
+            .fetch_add(stats.waited.as_millis() as u64, Ordering::Relaxed)
             + stats.waited.as_millis() as u64;
-        let throttled = self.throttled.fetch_add(stats.throttled as u64, Ordering::Relaxed) + stats.throttled as u64;
+        let throttled = self
+            .throttled
+            .fetch_add(stats.throttled as u64, Ordering::Relaxed)
+            + stats.throttled as u64;
         let rate = total as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
         self.bar.set_message(format!(
             "{pages} pages, {total} records, {rate:.0} records/s, {:.1} s waiting for the rate limit, {throttled} × 429",

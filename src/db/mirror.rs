@@ -2,8 +2,8 @@
 //!
 //! A page is written with a handful of set-based statements (`UNNEST` of column arrays), whatever its
 //! size, so a page costs the same few round trips. A customer row is replaced only by a version at least
-//! as new (`updated_at`), so an older page replayed never overwrites newer data; its emails, phones and
-//! addresses are replaced together with it.
+//! as new (`updated_at`) that differs from it, so an older page replayed never overwrites newer data;
+//! its emails, phones and addresses are replaced together with it.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -103,7 +103,9 @@ pub fn dedupe_newest(rows: Vec<CustomerRow>) -> Vec<CustomerRow> {
 }
 
 /// Upsert a page of customers (IDs must be unique: see [`dedupe_newest`]) and replace the contact rows
-/// of those that changed. Every row of the page is marked seen (`synced_at = now()`, `deleted_at` cleared),
+/// of those that changed. A row is replaced by a newer version, or by the same version with different
+/// content (a Contact-only edit that did not move `timeStamp`); an older or identical one changes
+/// nothing. Every row of the page is marked seen (`synced_at = now()`, `deleted_at` cleared),
 /// replaced or not. Returns the number of customers whose row was written.
 pub async fn upsert_customers(
     conn: &mut PgConnection,
@@ -139,7 +141,8 @@ pub async fn upsert_customers(
             contact_updated_at = excluded.contact_updated_at, created_at = excluded.created_at,
             updated_at = excluded.updated_at, raw = excluded.raw, synced_at = now(),
             deleted_at = NULL
-        WHERE excluded.updated_at >= c.updated_at
+        WHERE excluded.updated_at > c.updated_at
+           OR (excluded.updated_at = c.updated_at AND excluded.raw IS DISTINCT FROM c.raw)
         RETURNING customer_id
         "#,
     )

@@ -237,16 +237,25 @@ impl ApiClient {
             let mut stats = CallStats::default();
             let mut transient_failures = 0;
             loop {
-                let body = self
+                let (body, unframed) = self
                     .get_bytes(account_id, url, &mut stats, &mut transient_failures)
                     .await?;
                 match parse(&body) {
                     Ok(value) => return Ok((value, stats)),
-                    Err(e) if e.truncated && transient_failures + 1 < self.inner.max_attempts => {
+                    // A body delimited only by the connection closing may have been cut without
+                    // the transport noticing: JSON that ends early is then a transient failure.
+                    Err(e)
+                        if e.truncated
+                            && unframed
+                            && transient_failures + 1 < self.inner.max_attempts =>
+                    {
                         transient_failures += 1;
                         self.back_off(transient_failures, None, &mut stats, "body cut short")
                             .await;
                     }
+                    // Otherwise a body that does not parse (even one that ends early although its
+                    // length said it was whole) is a malformed page: the run fails with the URL
+                    // and the reason, and the next run asks again.
                     Err(e) => {
                         return Err(ApiError::Malformed {
                             url: url.clone(),
@@ -260,14 +269,15 @@ impl ApiClient {
         .await
     }
 
-    /// One successful (2xx) body, after as many tries as allowed.
+    /// One successful (2xx) body, after as many tries as allowed, and whether it was delimited only
+    /// by the connection closing (no `Content-Length`, not chunked).
     async fn get_bytes(
         &self,
         account_id: u64,
         url: &Url,
         stats: &mut CallStats,
         failures: &mut u32,
-    ) -> Result<Bytes, ApiError> {
+    ) -> Result<(Bytes, bool), ApiError> {
         let auth_err = |source: AuthFailure| ApiError::Auth {
             url: url.clone(),
             source,
@@ -307,7 +317,11 @@ impl ApiClient {
                 throttled_in_a_row = 0;
             }
             match verdict {
-                Verdict::Success => return Ok(body),
+                Verdict::Success => {
+                    let framed = headers.contains_key(reqwest::header::CONTENT_LENGTH)
+                        || headers.contains_key(reqwest::header::TRANSFER_ENCODING);
+                    return Ok((body, !framed));
+                }
                 Verdict::Unauthorized if !refreshed => {
                     tracing::debug!(
                         account.id = account_id,

@@ -4,3 +4,5 @@
 mod helpers;
 
 mod engine;
+mod faults;
+mod mirror;
