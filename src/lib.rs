@@ -8,6 +8,7 @@
 //! - [`db`]: pool, embedded migrations, one small function per statement.
 //! - [`lightspeed`]: the R-Series HTTP client (wire quirks, pacing, retries, pagination, OAuth).
 //! - [`tokens`]: credentials at rest (AEAD), the token source with single-flight refresh.
+//! - [`sync`]: the sync engine: one run of one stream of one account, one transaction per page.
 //! - [`sim`]: a stand-alone simulator of the R-Series API for tests, `demo` and benchmarks.
 //!
 //! The client knows nothing of Postgres and the database code nothing of HTTP; the sync engine is
@@ -19,5 +20,6 @@ pub mod config;
 pub mod db;
 pub mod lightspeed;
 pub mod sim;
+pub mod sync;
 pub mod telemetry;
 pub mod tokens;

@@ -1,6 +1,21 @@
-//! `lightspeed-sync sync`.
+//! `lightspeed-sync sync`: one sync of the connected accounts now, then exit.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
+use crate::lightspeed::{ApiClient, CallStats};
+use crate::sync::account::sync_account;
+use crate::sync::{Engine, Kind, Progress, RunReport, RunStatus, Stream};
+use crate::tokens::source::TokenSource;
+use crate::tokens::store::{self, AccountCredentialInfo};
 
 /// Flags of `sync`.
 #[derive(Debug, clap::Args)]
@@ -26,6 +41,199 @@ pub enum StreamArg {
 }
 
 /// Run `sync`.
-pub async fn run(_settings: Settings, _args: SyncArgs) -> anyhow::Result<()> {
-    super::not_built("sync")
+pub async fn run(settings: Settings, args: SyncArgs) -> anyhow::Result<()> {
+    let pool = crate::db::connect(&settings.database).await?;
+    crate::db::migrate(&pool, &settings.database).await?;
+    let progress = Arc::new(TerminalProgress::new());
+    let engine = engine(&settings, pool.clone(), progress.clone())?;
+    let accounts = select_accounts(&pool, &args.accounts).await?;
+    if accounts.is_empty() {
+        anyhow::bail!("no connected account: run `lightspeed-sync authorize` first");
+    }
+    let streams = streams(args.stream, args.full);
+    let cancel = CancellationToken::new();
+    let on_signal = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("stopping after the pages in flight (Ctrl-C again to abort)");
+            on_signal.cancel();
+        }
+    });
+    let outcomes = sync_all(&engine, &accounts, &streams, settings.sync.concurrency, &cancel).await;
+    progress.finish();
+    let mut failures = 0;
+    for outcome in &outcomes {
+        match outcome {
+            Ok(reports) => {
+                for r in reports {
+                    println!("{}", summary_line(r));
+                    failures += usize::from(r.status != RunStatus::Succeeded);
+                }
+            }
+            Err(skipped) => {
+                println!("{skipped}");
+                failures += 1;
+            }
+        }
+    }
+    if failures > 0 {
+        anyhow::bail!("{failures} run(s) did not succeed");
+    }
+    Ok(())
+}
+
+/// The engine for these settings: token source, API client, pool.
+pub fn engine(
+    settings: &Settings,
+    pool: sqlx::PgPool,
+    progress: Arc<dyn Progress>,
+) -> anyhow::Result<Engine> {
+    let tokens = TokenSource::from_settings(settings, pool.clone())?;
+    let api = ApiClient::new(&settings.lightspeed, Arc::new(tokens)).context("building the HTTP client")?;
+    Ok(Engine {
+        pool,
+        api,
+        page_size: settings.sync.page_size,
+        overlap: settings.sync.overlap,
+        replica: replica_id(),
+        progress,
+    })
+}
+
+/// Who this process is, in leases and run records: host, process ID and a random suffix.
+pub fn replica_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".into());
+    format!("{host}-{}-{:04x}", std::process::id(), rand::random::<u16>())
+}
+
+/// The streams of one sync, in order.
+pub fn streams(only: Option<StreamArg>, full: bool) -> Vec<(Stream, Kind)> {
+    let customers = (Stream::Customers, if full { Kind::Full } else { Kind::Incremental });
+    match only {
+        Some(StreamArg::Accounts) => vec![(Stream::Accounts, Kind::Full)],
+        Some(StreamArg::Customers) => vec![customers],
+        None => vec![(Stream::Accounts, Kind::Full), customers],
+    }
+}
+
+async fn select_accounts(pool: &sqlx::PgPool, wanted: &[u64]) -> anyhow::Result<Vec<AccountCredentialInfo>> {
+    let all = store::list_accounts(pool).await.context("listing connected accounts")?;
+    if wanted.is_empty() {
+        return Ok(all);
+    }
+    let mut out = Vec::new();
+    for id in wanted {
+        match all.iter().find(|a| a.account_id == *id) {
+            Some(a) => out.push(a.clone()),
+            None => anyhow::bail!("account {id} is not connected (run `lightspeed-sync authorize`)"),
+        }
+    }
+    Ok(out)
+}
+
+/// Sync accounts, at most `concurrency` at once.
+pub async fn sync_all(
+    engine: &Engine,
+    accounts: &[AccountCredentialInfo],
+    streams: &[(Stream, Kind)],
+    concurrency: usize,
+    cancel: &CancellationToken,
+) -> Vec<Result<Vec<RunReport>, crate::sync::account::Skipped>> {
+    futures::stream::iter(accounts)
+        .map(|a| sync_account(engine, a, streams, cancel))
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await
+}
+
+/// One line per run: what it did and how fast.
+pub fn summary_line(r: &RunReport) -> String {
+    let secs = r.elapsed.as_secs_f64().max(1e-3);
+    let mut line = format!(
+        "account {} {} ({}): {} — {} pages, {} records, {} rows written",
+        r.account_id,
+        r.stream.as_str(),
+        r.kind.as_str(),
+        r.status.as_str(),
+        r.pages,
+        r.records,
+        r.rows,
+    );
+    if r.deleted > 0 {
+        line.push_str(&format!(", {} marked deleted", r.deleted));
+    }
+    line.push_str(&format!(
+        ", {} requests, {} × 429, {:.1} s waiting for the rate limit, {:.1} s ({:.0} records/s)",
+        r.stats.requests,
+        r.stats.throttled,
+        r.stats.waited.as_secs_f64(),
+        secs,
+        r.records as f64 / secs
+    ));
+    if let Some(e) = &r.error {
+        line.push_str(&format!("; error: {e}"));
+    }
+    line
+}
+
+/// A spinner on stderr when it is a terminal: pages, records, records/s, rate-limit waits.
+pub struct TerminalProgress {
+    bar: ProgressBar,
+    pages: AtomicU64,
+    records: AtomicU64,
+    waited_ms: AtomicU64,
+    throttled: AtomicU64,
+    started: Instant,
+}
+
+impl TerminalProgress {
+    /// A progress display, hidden when stderr is not a terminal.
+    pub fn new() -> Self {
+        let bar = if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            bar.set_style(ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        } else {
+            ProgressBar::hidden()
+        };
+        TerminalProgress {
+            bar,
+            pages: AtomicU64::new(0),
+            records: AtomicU64::new(0),
+            waited_ms: AtomicU64::new(0),
+            throttled: AtomicU64::new(0),
+            started: Instant::now(),
+        }
+    }
+
+    /// Remove the display.
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+impl Default for TerminalProgress {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Progress for TerminalProgress {
+    fn page(&self, _account: u64, _stream: Stream, records: usize, stats: &CallStats) {
+        let pages = self.pages.fetch_add(1, Ordering::Relaxed) + 1;
+        let total = self.records.fetch_add(records as u64, Ordering::Relaxed) + records as u64;
+        let waited = self.waited_ms.fetch_add(stats.waited.as_millis() as u64, Ordering::Relaxed)
+            + stats.waited.as_millis() as u64;
+        let throttled = self.throttled.fetch_add(stats.throttled as u64, Ordering::Relaxed) + stats.throttled as u64;
+        let rate = total as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
+        self.bar.set_message(format!(
+            "{pages} pages, {total} records, {rate:.0} records/s, {:.1} s waiting for the rate limit, {throttled} × 429",
+            waited as f64 / 1000.0
+        ));
+    }
 }

@@ -22,7 +22,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/auth/oauth/token", any(oauth::token))
         .route("/auth/oauth/revoke", any(oauth::revoke))
         .fallback(api::handle)
-        .layer(axum::middleware::map_response_with_state(shared.clone(), count_status))
+        .layer(axum::middleware::map_response_with_state(
+            shared.clone(),
+            count_status,
+        ))
         .with_state(shared)
 }
 

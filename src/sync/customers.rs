@@ -1,0 +1,267 @@
+//! The customers stream.
+//!
+//! **Incremental** runs walk `sort=timeStamp`, `archived=true` (archived = deleted or anonymized
+//! upstream), `load_relations=["Contact"]`, from the stored watermark minus an overlap. The API's cursor
+//! carries only the last record's sort value and how it breaks ties is undocumented: following `next`
+//! after a page that ends at time `T` may skip the other records stamped `T`. So instead of following
+//! `next`, each page asks again from `timeStamp >= T` (the last stamp of the page before; the few records
+//! seen twice are harmless upserts). When a whole page shares one stamp (more ties than a page holds),
+//! those ties are swept by `customerID` (a unique sort, whose cursor is safe to follow) with
+//! `timeStamp=><,T,T`, and the walk goes on from `timeStamp > T`. The walk ends when the API says there
+//! is no next page and the page was not full (a cursor that skips ties may report no next page after
+//! a full page that ends inside a group of equal stamps).
+//!
+//! **Full** runs walk `sort=customerID` (unique: `next` is followed verbatim) over every customer,
+//! archived included, then — only after a complete walk — mark mirror rows that were not seen as deleted.
+//!
+//! Fetching runs ahead of committing by at most [`PIPELINE_DEPTH`] pages, so the API and Postgres work
+//! at the same time while memory stays bounded whatever the size of the account.
+
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+use super::{Engine, Kind, Stream, SyncError, Tally, convert};
+use crate::db::leases::{self, Lease};
+use crate::db::{cursors, mirror, runs};
+use crate::lightspeed::api::{CallStats, Page};
+use crate::lightspeed::query::{Archived, CustomerQuery, Filter, Sort, SortField};
+use crate::lightspeed::wire::Customer;
+
+/// Pages fetched but not yet committed, at most.
+pub const PIPELINE_DEPTH: usize = 2;
+
+const STREAM: &str = "customers";
+
+/// A fetched page on its way to the database.
+struct Fetched {
+    page: Page<Customer>,
+    /// Advance the watermark to this after committing (incremental runs only).
+    watermark: Option<DateTime<Utc>>,
+}
+
+pub(crate) async fn run(
+    engine: &Engine,
+    lease: &Lease,
+    run_id: i64,
+    run_started_at: DateTime<Utc>,
+    kind: Kind,
+    tally: &mut Tally,
+    cancel: &CancellationToken,
+) -> Result<(), SyncError> {
+    let account_id = lease.account_id as u64;
+    let (tx, rx) = mpsc::channel::<Fetched>(PIPELINE_DEPTH);
+    // The fetcher owns the sender: when it finishes, the writer sees the end of the channel.
+    let fetch = async move {
+        let tx = tx;
+        match kind {
+            Kind::Incremental => {
+                let watermark = cursors::watermark(&engine.pool, lease.account_id, STREAM).await?;
+                let from = watermark
+                    .map(|w| w - chrono::Duration::from_std(engine.overlap).unwrap_or_default());
+                fetch_incremental(engine, account_id, from, &tx, cancel).await
+            }
+            Kind::Full => fetch_full(engine, account_id, &tx, cancel).await,
+        }
+    };
+    let write = commit_pages(engine, lease, run_id, rx, tally);
+    // If the writer fails it drops the receiver and the fetcher stops at its next send; if the fetcher
+    // fails, the writer first commits what was fetched before the failure.
+    let (fetched, written) = tokio::join!(fetch, write);
+    written?;
+    fetched?;
+    if kind == Kind::Full {
+        let mut conn = engine.pool.acquire().await?;
+        let mut txn = sqlx::Connection::begin(&mut *conn).await?;
+        if !leases::verify(&mut txn, lease).await? {
+            return Err(SyncError::LeaseLost(account_id));
+        }
+        tally.deleted =
+            mirror::mark_unseen_deleted(&mut txn, lease.account_id, run_started_at).await?;
+        txn.commit().await?;
+        if tally.deleted > 0 {
+            tracing::info!(
+                account = account_id,
+                deleted = tally.deleted,
+                "customers gone upstream marked deleted"
+            );
+        }
+    }
+    Ok(())
+}
+
+fn base_query(engine: &Engine, field: SortField) -> CustomerQuery {
+    CustomerQuery {
+        limit: Some(engine.page_size),
+        sort: Some(Sort {
+            field,
+            descending: false,
+        }),
+        archived: Some(Archived::Include),
+        load_contact: true,
+        ..CustomerQuery::default()
+    }
+}
+
+/// Send a page to the writer; false when the writer is gone (it failed).
+async fn send(
+    tx: &mpsc::Sender<Fetched>,
+    page: Page<Customer>,
+    watermark: Option<DateTime<Utc>>,
+) -> bool {
+    tx.send(Fetched { page, watermark }).await.is_ok()
+}
+
+async fn fetch_incremental(
+    engine: &Engine,
+    account_id: u64,
+    from: Option<DateTime<Utc>>,
+    tx: &mpsc::Sender<Fetched>,
+    cancel: &CancellationToken,
+) -> Result<(), SyncError> {
+    let mut lower = from.map(Filter::Ge);
+    loop {
+        if cancel.is_cancelled() {
+            return Err(SyncError::Cancelled);
+        }
+        let mut query = base_query(engine, SortField::TimeStamp);
+        query.time_stamp = lower.clone();
+        let url = engine.api.customers_url(account_id, &query);
+        let page = engine.api.get_customers_page(account_id, &url).await?;
+        tracing::debug!(account = account_id, url = %url, records = page.records.len(), more = page.next.is_some(), "fetched page");
+        let (first, last) = match (page.records.first(), page.records.last()) {
+            (Some(f), Some(l)) => (f.time_stamp, l.time_stamp),
+            _ => {
+                send(tx, page, None).await;
+                return Ok(());
+            }
+        };
+        // The newest stamp of the page (pages are sorted, but do not rely on it for the cursor).
+        let newest = page
+            .records
+            .iter()
+            .map(|c| c.time_stamp)
+            .max()
+            .unwrap_or(last);
+        // A full page may hide more records even when `next` is empty: a cursor that skips ties
+        // has nothing "after" a page that ends inside a group of equal stamps. So only a short page
+        // with no `next` ends the walk.
+        let full = page.records.len() >= engine.page_size as usize;
+        let more = full || page.next.is_some();
+        let full_of_ties = more && first == last;
+        if !send(tx, page, Some(newest)).await {
+            return Ok(());
+        }
+        if !more {
+            return Ok(());
+        }
+        if full_of_ties {
+            sweep_ties(engine, account_id, last, tx, cancel).await?;
+            lower = Some(Filter::Gt(last));
+        } else {
+            lower = Some(Filter::Ge(last));
+        }
+    }
+}
+
+/// Every customer stamped exactly `at`, by `customerID` (unique, so `next` is safe to follow).
+async fn sweep_ties(
+    engine: &Engine,
+    account_id: u64,
+    at: DateTime<Utc>,
+    tx: &mpsc::Sender<Fetched>,
+    cancel: &CancellationToken,
+) -> Result<(), SyncError> {
+    tracing::debug!(account = account_id, %at, "a whole page shares one timeStamp: sweeping the ties by customerID");
+    let mut query = base_query(engine, SortField::CustomerId);
+    query.time_stamp = Some(Filter::Between(at, at));
+    let first = engine.api.customers_url(account_id, &query);
+    walk_following_next(engine, account_id, first, Some(at), tx, cancel).await
+}
+
+async fn fetch_full(
+    engine: &Engine,
+    account_id: u64,
+    tx: &mpsc::Sender<Fetched>,
+    cancel: &CancellationToken,
+) -> Result<(), SyncError> {
+    let first = engine
+        .api
+        .customers_url(account_id, &base_query(engine, SortField::CustomerId));
+    walk_following_next(engine, account_id, first, None, tx, cancel).await
+}
+
+/// Follow `next` verbatim from `url` until it is empty.
+async fn walk_following_next(
+    engine: &Engine,
+    account_id: u64,
+    mut url: Url,
+    watermark: Option<DateTime<Utc>>,
+    tx: &mpsc::Sender<Fetched>,
+    cancel: &CancellationToken,
+) -> Result<(), SyncError> {
+    loop {
+        if cancel.is_cancelled() {
+            return Err(SyncError::Cancelled);
+        }
+        let page = engine.api.get_customers_page(account_id, &url).await?;
+        tracing::debug!(account = account_id, url = %url, records = page.records.len(), more = page.next.is_some(), "fetched page");
+        let next = page.next.clone();
+        if !send(tx, page, watermark).await {
+            return Ok(());
+        }
+        match next {
+            Some(n) => url = n,
+            None => return Ok(()),
+        }
+    }
+}
+
+/// Commit each page with the cursor and the run's counts, under the lease.
+async fn commit_pages(
+    engine: &Engine,
+    lease: &Lease,
+    run_id: i64,
+    mut rx: mpsc::Receiver<Fetched>,
+    tally: &mut Tally,
+) -> Result<(), SyncError> {
+    let account_id = lease.account_id as u64;
+    while let Some(Fetched { page, watermark }) = rx.recv().await {
+        let records = page.records.len();
+        let mut stats: CallStats = std::mem::take(&mut tally.uncommitted);
+        stats.add(&page.stats);
+        let rows = mirror::dedupe_newest(
+            page.records
+                .into_iter()
+                .map(convert::customer_row)
+                .collect(),
+        );
+        let mut txn = engine.pool.begin().await?;
+        if !leases::verify(&mut txn, lease).await? {
+            tally.uncommitted = stats;
+            return Err(SyncError::LeaseLost(account_id));
+        }
+        let written = mirror::upsert_customers(&mut txn, lease.account_id, &rows).await?;
+        if let Some(w) = watermark {
+            cursors::advance(&mut txn, lease.account_id, STREAM, w).await?;
+        }
+        runs::add_page(
+            &mut txn,
+            run_id,
+            written as i64,
+            stats.requests as i32,
+            stats.throttled as i32,
+        )
+        .await?;
+        txn.commit().await?;
+        tally.pages += 1;
+        tally.records += records as u64;
+        tally.rows += written;
+        tally.stats.add(&stats);
+        engine
+            .progress
+            .page(account_id, Stream::Customers, records, &stats);
+    }
+    Ok(())
+}

@@ -1,0 +1,325 @@
+//! The sync engine: one run of one stream of one account. Pages come in from the API client; rows and
+//! the stream's cursor go out to Postgres in one transaction per page, together with the run's counts and
+//! a check that this process still holds the account's lease. This is the one place where the client
+//! and the database meet.
+//!
+//! - [`customers`]: the incremental walk by `timeStamp` (safe against ties at page boundaries) and the
+//!   full walk by `customerID` that finds hard deletes.
+//! - [`accounts`]: `Account.json` and the account's detail.
+//! - [`convert`]: wire records to mirror rows.
+//! - [`lease`]: holding an account's lease for the length of the work.
+
+pub mod account;
+pub mod accounts;
+pub mod convert;
+pub mod customers;
+pub mod lease;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use crate::db::leases::Lease;
+use crate::db::runs;
+use crate::lightspeed::api::{ApiClient, CallStats};
+use crate::lightspeed::error::ApiError;
+
+/// A stream of the mirror.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    /// `lightspeed.accounts`
+    Accounts,
+    /// `lightspeed.customers` with emails, phones, addresses
+    Customers,
+}
+
+impl Stream {
+    /// The name used in tables, metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stream::Accounts => "accounts",
+            Stream::Customers => "customers",
+        }
+    }
+}
+
+/// Incremental (from the stored watermark) or full (every record; marks vanished ones deleted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// From the watermark on.
+    Incremental,
+    /// Everything.
+    Full,
+}
+
+impl Kind {
+    /// The name used in tables and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Incremental => "incremental",
+            Kind::Full => "full",
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// Walked to the end; everything committed.
+    Succeeded,
+    /// Stopped by an error; committed pages stay, the cursor is where the last commit left it.
+    Failed,
+    /// Stopped on request (shutdown) after its last committed page.
+    Interrupted,
+}
+
+impl RunStatus {
+    /// The name stored in `lightspeed_sync.runs.status`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// What one run did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunReport {
+    /// Row ID in `lightspeed_sync.runs` (0 if the run could not even be recorded).
+    pub run_id: i64,
+    /// Account.
+    pub account_id: u64,
+    /// Stream.
+    pub stream: Stream,
+    /// Kind.
+    pub kind: Kind,
+    /// Outcome.
+    pub status: RunStatus,
+    /// Pages committed.
+    pub pages: u64,
+    /// Records received.
+    pub records: u64,
+    /// Rows written (customers replaced or inserted).
+    pub rows: u64,
+    /// Rows marked deleted by a full walk.
+    pub deleted: u64,
+    /// API requests, 429s, time waited for the rate limit.
+    #[serde(skip)]
+    pub stats: CallStats,
+    /// Wall time.
+    #[serde(skip)]
+    pub elapsed: Duration,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// The account cannot be synced further now (needs re-authorization, or the lease was lost).
+    pub account_stopped: bool,
+}
+
+/// Why a run stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The API failed (the message names the URL).
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// The database failed.
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    /// Another replica took the account over; nothing more is committed.
+    #[error(
+        "lost the lease on account {0} (another replica took it over); the page was not committed"
+    )]
+    LeaseLost(u64),
+    /// Shutdown was requested.
+    #[error("stopped on request")]
+    Cancelled,
+}
+
+/// Told about each committed page (progress display, metrics).
+pub trait Progress: Send + Sync {
+    /// A page of `records` records was committed for this account and stream.
+    fn page(&self, account_id: u64, stream: Stream, records: usize, stats: &CallStats);
+}
+
+/// Progress that goes nowhere.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn page(&self, _: u64, _: Stream, _: usize, _: &CallStats) {}
+}
+
+/// Everything a run needs.
+#[derive(Clone)]
+pub struct Engine {
+    /// The database.
+    pub pool: PgPool,
+    /// The API client.
+    pub api: ApiClient,
+    /// Records per page.
+    pub page_size: u32,
+    /// How far before the watermark an incremental run starts.
+    pub overlap: Duration,
+    /// This process's replica ID (recorded with each run).
+    pub replica: String,
+    /// Told about each committed page.
+    pub progress: Arc<dyn Progress>,
+}
+
+/// Counts accumulated while a run goes, committed page by page.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    pub pages: u64,
+    pub records: u64,
+    pub rows: u64,
+    pub deleted: u64,
+    pub stats: CallStats,
+    /// Requests not yet counted in the run row (they belong to the next commit).
+    pub uncommitted: CallStats,
+}
+
+impl Engine {
+    /// Run one stream of one account under `lease`, recording the run. Never panics on bad input: the
+    /// report says what failed.
+    pub async fn run(
+        &self,
+        lease: &Lease,
+        stream: Stream,
+        kind: Kind,
+        cancel: &CancellationToken,
+    ) -> RunReport {
+        let account_id = lease.account_id as u64;
+        let started = Instant::now();
+        let (run_id, run_started_at) = match runs::start(
+            &self.pool,
+            lease.account_id,
+            stream.as_str(),
+            kind.as_str(),
+            &self.replica,
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                return RunReport {
+                    run_id: 0,
+                    account_id,
+                    stream,
+                    kind,
+                    status: RunStatus::Failed,
+                    pages: 0,
+                    records: 0,
+                    rows: 0,
+                    deleted: 0,
+                    stats: CallStats::default(),
+                    elapsed: started.elapsed(),
+                    error: Some(format!("recording the run: {e}")),
+                    account_stopped: false,
+                };
+            }
+        };
+        let mut tally = Tally::default();
+        let result = match stream {
+            Stream::Accounts => accounts::run(self, lease, run_id, &mut tally).await,
+            Stream::Customers => {
+                customers::run(
+                    self,
+                    lease,
+                    run_id,
+                    run_started_at,
+                    kind,
+                    &mut tally,
+                    cancel,
+                )
+                .await
+            }
+        };
+        let account_stopped = match &result {
+            Err(SyncError::Api(e)) => e.needs_reauth(),
+            Err(SyncError::LeaseLost(_)) => true,
+            _ => false,
+        };
+        let (status, error) = match result {
+            Ok(()) => (RunStatus::Succeeded, None),
+            Err(SyncError::Cancelled) => (
+                RunStatus::Interrupted,
+                Some("stopped on request".to_string()),
+            ),
+            Err(e) => (RunStatus::Failed, Some(e.to_string())),
+        };
+        // Requests after the last commit (a failed page, the end of a walk) still count.
+        let rest = std::mem::take(&mut tally.uncommitted);
+        tally.stats.add(&rest);
+        let finish = async {
+            if rest.requests > 0 {
+                runs::add_requests(
+                    &self.pool,
+                    run_id,
+                    rest.requests as i32,
+                    rest.throttled as i32,
+                )
+                .await?;
+            }
+            runs::finish(&self.pool, run_id, status.as_str(), error.as_deref()).await
+        };
+        if let Err(e) = finish.await {
+            tracing::error!(run_id, error = %e, "could not record the end of the run");
+        }
+        record_metrics(account_id, stream, status, &tally);
+        let report = RunReport {
+            run_id,
+            account_id,
+            stream,
+            kind,
+            status,
+            pages: tally.pages,
+            records: tally.records,
+            rows: tally.rows,
+            deleted: tally.deleted,
+            stats: tally.stats,
+            elapsed: started.elapsed(),
+            error,
+            account_stopped,
+        };
+        match report.status {
+            RunStatus::Succeeded => tracing::info!(
+                account = account_id,
+                stream = stream.as_str(),
+                kind = kind.as_str(),
+                pages = report.pages,
+                rows = report.rows,
+                deleted = report.deleted,
+                requests = report.stats.requests,
+                throttled = report.stats.throttled,
+                "run succeeded"
+            ),
+            _ => tracing::warn!(
+                account = account_id,
+                stream = stream.as_str(),
+                kind = kind.as_str(),
+                pages = report.pages,
+                error = report.error.as_deref().unwrap_or(""),
+                "run did not finish"
+            ),
+        }
+        report
+    }
+}
+
+fn record_metrics(account_id: u64, stream: Stream, status: RunStatus, tally: &Tally) {
+    let account = account_id.to_string();
+    metrics::counter!("lightspeed_sync_runs_total", "stream" => stream.as_str(), "status" => status.as_str())
+        .increment(1);
+    metrics::counter!("lightspeed_sync_rows_upserted_total", "stream" => stream.as_str())
+        .increment(tally.rows);
+    if status == RunStatus::Succeeded {
+        let now = chrono::Utc::now().timestamp() as f64;
+        metrics::gauge!("lightspeed_sync_last_success_timestamp_seconds", "account" => account, "stream" => stream.as_str())
+            .set(now);
+    }
+}

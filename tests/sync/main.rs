@@ -1,0 +1,6 @@
+//! The sync engine against the simulator and a real Postgres: the mirror must equal the simulator's
+//! truth after every kind of change, fault and interruption.
+
+mod helpers;
+
+mod engine;
