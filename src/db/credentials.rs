@@ -66,6 +66,8 @@ pub struct CredentialState {
     pub access_expires_at: DateTime<Utc>,
     /// When the current access token was obtained (`refreshed_at`, else `connected_at`).
     pub issued_at: DateTime<Utc>,
+    /// When the account was (re-)authorized.
+    pub connected_at: DateTime<Utc>,
 }
 
 /// A row without its ciphertexts (for `status` and the sync engine).
@@ -176,7 +178,7 @@ pub async fn select_state(
 ) -> Result<Option<CredentialState>, sqlx::Error> {
     sqlx::query_as(
         "SELECT generation, status, status_reason, access_expires_at, \
-         coalesce(refreshed_at, connected_at) AS issued_at \
+         coalesce(refreshed_at, connected_at) AS issued_at, connected_at \
          FROM lightspeed_sync.credentials WHERE account_id = $1",
     )
     .bind(account_id)

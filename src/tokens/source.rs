@@ -4,8 +4,8 @@
 //! # Protocol
 //!
 //! - **Fast path.** A cheap `SELECT generation, status, access_expires_at` per call; the decrypted
-//!   token is cached per account together with its generation, and a cached token is used only while
-//!   its generation is still the stored one and it is not within the refresh margin of expiry.
+//!   token is cached per account with its version (`connected_at`, `generation`), and used only while
+//!   that version is still the stored one and it is not within the refresh margin of expiry.
 //! - **Single flight in a process.** One `tokio::sync::Mutex` per account; waiters re-check after
 //!   acquiring it and find the token another task just stored.
 //! - **Single flight across processes.** `BEGIN; SELECT … FOR UPDATE` (bounded by `lock_timeout`);
@@ -33,7 +33,9 @@ use crate::db::credentials::{self, EncryptedPair};
 use crate::lightspeed::oauth::{OAuthClient, OAuthError, TokenResponse};
 use crate::lightspeed::{AuthFailure, BoxFuture, TokenProvider};
 use crate::tokens::crypto::{KeyError, Keyring};
-use crate::tokens::store::{AccountStatus, NewTokens, StoreError, TokenStore, db_id};
+use crate::tokens::store::{
+    AccountStatus, NewTokens, StoreError, StoredCredentials, TokenStore, db_id,
+};
 
 /// How refresh attempts are retried on transient failures.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,9 +91,17 @@ pub enum SetupError {
     Config(#[from] ConfigError),
 }
 
+/// Which stored pair a token belongs to: a re-authorized account has a later `connected_at`, a
+/// rotation a higher `generation`; ordered, so a cache never goes back to an older pair.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Version {
+    connected_at: DateTime<Utc>,
+    generation: i64,
+}
+
 #[derive(Clone)]
 struct Cached {
-    generation: i64,
+    version: Version,
     access: SecretString,
     expires_at: DateTime<Utc>,
     issued_at: DateTime<Utc>,
@@ -207,7 +217,11 @@ impl TokenSource {
         }
         let expiring = self.needs_refresh(state.access_expires_at, state.issued_at);
         if let Some(c) = self.cached(account_id)
-            && c.generation == state.generation
+            && c.version
+                == (Version {
+                    connected_at: state.connected_at,
+                    generation: state.generation,
+                })
             && !expiring
         {
             return Ok(c.access);
@@ -223,7 +237,7 @@ impl TokenSource {
                 if !self.needs_refresh(creds.access_expires_at, creds.issued_at) {
                     self.remember(
                         account_id,
-                        creds.generation,
+                        version_of(&creds),
                         &access,
                         creds.access_expires_at,
                         creds.issued_at,
@@ -232,7 +246,11 @@ impl TokenSource {
                 }
             }
         }
-        self.refresh(account_id, None, Some(state.generation)).await
+        let seen = Version {
+            connected_at: state.connected_at,
+            generation: state.generation,
+        };
+        self.refresh(account_id, None, Some(seen)).await
     }
 
     /// Refresh in a task of its own, so that a caller giving up (a timeout, a shutdown) cannot cut a
@@ -241,7 +259,7 @@ impl TokenSource {
         &self,
         account_id: u64,
         rejected: Option<SecretString>,
-        seen: Option<i64>,
+        seen: Option<Version>,
     ) -> Result<SecretString, AuthFailure> {
         let this = self.clone();
         let task = tokio::spawn(async move {
@@ -260,13 +278,13 @@ impl TokenSource {
         &self,
         account_id: u64,
         need: Need<'_>,
-        seen: Option<i64>,
+        seen: Option<Version>,
     ) -> Result<SecretString, AuthFailure> {
         let flight = self.flight(account_id);
         let _guard = flight.lock().await;
         // Another task of this process may have stored a newer token while we waited.
         if let (Need::Fresh, Some(seen), Some(c)) = (need, seen, self.cached(account_id))
-            && c.generation > seen
+            && c.version > seen
             && !self.needs_refresh(c.expires_at, c.issued_at)
         {
             return Ok(c.access);
@@ -348,7 +366,7 @@ impl TokenSource {
                 .map_err(|e| fail(db_failure(account_id, &e)))?;
             self.remember(
                 account_id,
-                creds.generation,
+                version_of(&creds),
                 &creds.access_token,
                 creds.access_expires_at,
                 creds.issued_at,
@@ -377,7 +395,7 @@ impl TokenSource {
         self.store_rotated(
             tx,
             &creds.refresh_token,
-            creds.generation,
+            version_of(&creds),
             account_id,
             response,
         )
@@ -390,7 +408,7 @@ impl TokenSource {
         &self,
         mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
         previous_refresh: &SecretString,
-        generation: i64,
+        seen: Version,
         account_id: u64,
         response: TokenResponse,
     ) -> Result<SecretString, AuthFailure> {
@@ -412,9 +430,10 @@ impl TokenSource {
             refresh_token_enc: &refresh_enc,
             access_expires_at: expires_at,
         };
-        let stored = credentials::update_rotated(&mut *tx, db_id(account_id), generation, &pair)
-            .await
-            .map_err(|e| db_failure(account_id, &e))?;
+        let stored =
+            credentials::update_rotated(&mut *tx, db_id(account_id), seen.generation, &pair)
+                .await
+                .map_err(|e| db_failure(account_id, &e))?;
         let Some(new_generation) = stored else {
             return Err(transient(
                 account_id,
@@ -429,7 +448,10 @@ impl TokenSource {
         })?;
         self.remember(
             account_id,
-            new_generation,
+            Version {
+                connected_at: seen.connected_at,
+                generation: new_generation,
+            },
             &response.access_token,
             expires_at,
             now,
@@ -524,20 +546,18 @@ impl TokenSource {
     fn remember(
         &self,
         account_id: u64,
-        generation: i64,
+        version: Version,
         access: &SecretString,
         expires_at: DateTime<Utc>,
         issued_at: DateTime<Utc>,
     ) {
         let mut cache = lock(&self.shared.cache);
-        let newer = cache
-            .get(&account_id)
-            .is_none_or(|c| c.generation <= generation);
+        let newer = cache.get(&account_id).is_none_or(|c| c.version <= version);
         if newer {
             cache.insert(
                 account_id,
                 Cached {
-                    generation,
+                    version,
                     access: access.clone(),
                     expires_at,
                     issued_at,
@@ -565,6 +585,13 @@ impl TokenProvider for TokenSource {
         rejected: &'a SecretString,
     ) -> BoxFuture<'a, Result<SecretString, AuthFailure>> {
         Box::pin(self.refresh(account_id, Some(rejected.clone()), None))
+    }
+}
+
+fn version_of(creds: &StoredCredentials) -> Version {
+    Version {
+        connected_at: creds.connected_at,
+        generation: creds.generation,
     }
 }
 

@@ -80,6 +80,8 @@ pub struct StoredCredentials {
     pub access_expires_at: DateTime<Utc>,
     /// When the access token was obtained.
     pub issued_at: DateTime<Utc>,
+    /// When the account was (re-)authorized.
+    pub connected_at: DateTime<Utc>,
 }
 
 impl fmt::Debug for StoredCredentials {
@@ -204,6 +206,7 @@ impl TokenStore {
             refresh_token: refresh,
             access_expires_at: row.access_expires_at,
             issued_at: row.refreshed_at.unwrap_or(row.connected_at),
+            connected_at: row.connected_at,
         })
     }
 

@@ -420,3 +420,23 @@ async fn many_rotations_leak_nothing(pool: PgPool) {
     assert_no_secret("Debug output", &debug, &secrets);
     let _: &SecretString = &source.access_token(11).await.unwrap();
 }
+
+/// Disconnect and authorize again: the new row starts at generation 1 again, yet the cached token
+/// of the old row is never served (the cache is keyed by `connected_at` and generation).
+#[sqlx::test]
+async fn a_new_row_never_serves_the_old_cached_token(pool: PgPool) {
+    let fake = FakeAuth::start(&[8]).await;
+    let key = key();
+    let s = settings(&fake, Some(&key));
+    let old = fake.issue(8);
+    store_pair(&s, &pool, 8, &old, Utc::now() + Ch::hours(1)).await;
+    let source = source(&fake, &key, pool.clone());
+    assert_eq!(source.access_token(8).await.unwrap().expose_secret(), old.0);
+    lightspeed_sync::tokens::store::delete(&pool, 8)
+        .await
+        .unwrap();
+    let new = fake.issue(8);
+    store_pair(&s, &pool, 8, &new, Utc::now() + Ch::hours(1)).await;
+    assert_eq!(source.access_token(8).await.unwrap().expose_secret(), new.0);
+    assert_eq!(fake.token_calls().await, 0);
+}
