@@ -255,6 +255,13 @@ async fn commit_pages(
         )
         .await?;
         txn.commit().await?;
+        tracing::debug!(
+            account = account_id,
+            run_id,
+            records,
+            written,
+            "page committed"
+        );
         tally.pages += 1;
         tally.records += records as u64;
         tally.rows += written;

@@ -6,3 +6,4 @@ mod helpers;
 mod engine;
 mod faults;
 mod mirror;
+mod process;

@@ -1,0 +1,109 @@
+//! The `sync` command as a process: killed mid-way (SIGKILL, not a clean stop), then run again.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use lightspeed_sync::sim::SimConfig;
+use lightspeed_sync::sync::Kind;
+use secrecy::ExposeSecret;
+use sqlx::PgPool;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::helpers::env;
+
+/// The URL of the test's own database (`#[sqlx::test]` made it).
+async fn database_url(pool: &PgPool) -> String {
+    let name: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let mut url = url::Url::parse(&std::env::var("DATABASE_URL").unwrap()).unwrap();
+    url.set_path(&name);
+    url.to_string()
+}
+
+#[sqlx::test]
+async fn a_sync_killed_mid_way_then_run_again_loses_and_duplicates_nothing(pool: PgPool) {
+    // A slow bucket (about 8 pages a second) so that the kill lands mid-walk.
+    let cfg = SimConfig {
+        customers: 3_000,
+        bucket_size: 4.0,
+        drip_rate: 10.0,
+        burst_limit: 0,
+        ..SimConfig::default()
+    };
+    let env = env(pool.clone(), cfg).await;
+    let a = env.sim.account_ids()[0];
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_lightspeed-sync"))
+        .args(["sync", "--stream", "customers"])
+        .env_clear()
+        .env("LSSYNC__DATABASE__URL", database_url(&pool).await)
+        .env("LSSYNC__LIGHTSPEED__API_BASE_URL", env.sim.base_url())
+        .env("LSSYNC__LIGHTSPEED__AUTH_BASE_URL", env.sim.base_url())
+        .env("LSSYNC__LIGHTSPEED__CLIENT_ID", env.sim.client_id())
+        .env("LSSYNC__LIGHTSPEED__CLIENT_SECRET", env.sim.client_secret())
+        .env(
+            "LSSYNC__SECURITY__TOKEN_KEY",
+            env.settings
+                .security
+                .token_key
+                .as_ref()
+                .unwrap()
+                .expose_secret(),
+        )
+        .env("LSSYNC__LOG__FORMAT", "json")
+        .env("RUST_LOG", "lightspeed_sync=debug")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let committed = tokio::time::timeout(Duration::from_secs(60), async {
+        let mut committed = 0;
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains("page committed") {
+                committed += 1;
+                if committed == 5 {
+                    break;
+                }
+            }
+        }
+        committed
+    })
+    .await
+    .expect("the child committed pages");
+    assert_eq!(committed, 5);
+    child.start_kill().unwrap();
+    let status = child.wait().await.unwrap();
+    assert!(!status.success(), "killed, not finished");
+
+    let (status, pages): (String, i32) = sqlx::query_as(
+        "SELECT status, pages FROM lightspeed_sync.runs ORDER BY run_id DESC LIMIT 1",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(status, "running", "the killed run never finished");
+    assert!(
+        (5..30).contains(&pages),
+        "killed mid-way: {pages} pages committed"
+    );
+    let partial = crate::helpers::mirror(&pool, a).await.len();
+    assert!(partial > 0 && partial < 3_000, "{partial}");
+
+    // Its lease outlives the process: a new run must wait for it to expire, so free it as the
+    // expiry would.
+    sqlx::query("UPDATE lightspeed_sync.leases SET expires_at = now() - interval '1 second'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    env.sync_ok(a, Kind::Incremental).await;
+    env.assert_mirror_matches(a).await;
+    let statuses: Vec<String> =
+        sqlx::query_scalar("SELECT status FROM lightspeed_sync.runs ORDER BY run_id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(statuses, vec!["interrupted", "succeeded"]);
+}
