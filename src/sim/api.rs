@@ -67,36 +67,77 @@ struct Out {
 
 impl Out {
     fn ok(body: String, cost: f64) -> Self {
-        Out { status: 200, body, classic: false, cost }
+        Out {
+            status: 200,
+            body,
+            classic: false,
+            cost,
+        }
     }
 
     fn error(status: u16, message: &str, class: &str, cost: f64) -> Self {
-        Out { status, body: json::classic_error(status, message, class), classic: true, cost }
+        Out {
+            status,
+            body: json::classic_error(status, message, class),
+            classic: true,
+            cost,
+        }
     }
 }
 
 /// Serve one API request.
-pub(crate) async fn handle(State(sh): State<Arc<Shared>>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
+pub(crate) async fn handle(
+    State(sh): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
     sh.counters.lock().expect("counters").api_requests += 1;
     let accept_xml = |json_suffix: bool| wants_xml(&headers, json_suffix);
     let Some((route, json_suffix)) = Route::parse(uri.path()) else {
-        let out = Out::error(404, &format!("Route {} not found.", uri.path()), "NotFoundException", 0.0);
-        return respond(&sh, out, accept_xml(uri.path().ends_with(".json")), "error", None);
+        let out = Out::error(
+            404,
+            &format!("Route {} not found.", uri.path()),
+            "NotFoundException",
+            0.0,
+        );
+        return respond(
+            &sh,
+            out,
+            accept_xml(uri.path().ends_with(".json")),
+            "error",
+            None,
+        );
     };
     let xml = accept_xml(json_suffix);
     let account = match authenticate(&sh, &headers) {
         Ok(a) => a,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     if route.account().is_some_and(|a| a != account) {
-        let out = Out::error(403, "The access token does not grant access to this account.", "ForbiddenException", 0.0);
+        let out = Out::error(
+            403,
+            "The access token does not grant access to this account.",
+            "ForbiddenException",
+            0.0,
+        );
         return respond(&sh, out, xml, "error", Some(account));
     }
     if method != Method::GET {
-        let out = Out::error(405, "Method not allowed on this resource.", "MethodNotAllowedException", 0.0);
+        let out = Out::error(
+            405,
+            "Method not allowed on this resource.",
+            "MethodNotAllowedException",
+            0.0,
+        );
         return respond(&sh, out, xml, "error", Some(account));
     }
-    if let Err(t) = sh.limits.lock().expect("limits").admit(account, Instant::now()) {
+    let admitted = sh
+        .limits
+        .lock()
+        .expect("limits")
+        .admit(account, Instant::now());
+    if let Err(t) = admitted {
         return throttled(&sh, t, account, xml);
     }
     let fault = sh.faults.lock().expect("faults").next();
@@ -109,7 +150,11 @@ pub(crate) async fn handle(State(sh): State<Arc<Shared>>, method: Method, uri: U
         _ => {}
     }
     let out = serve(&sh, route, account, &uri, &headers);
-    let root = if out.classic { "error" } else { route.xml_root() };
+    let root = if out.classic {
+        "error"
+    } else {
+        route.xml_root()
+    };
     let mut resp = respond(&sh, out, xml, root, Some(account));
     if let Some(f) = fault {
         resp = spoil(resp, f).await;
@@ -118,7 +163,7 @@ pub(crate) async fn handle(State(sh): State<Arc<Shared>>, method: Method, uri: U
 }
 
 /// The account of the bearer token, or the 401 response (§8: two body shapes).
-fn authenticate(sh: &Shared, headers: &HeaderMap) -> Result<u64, Response> {
+fn authenticate(sh: &Shared, headers: &HeaderMap) -> Result<u64, Box<Response>> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -126,10 +171,18 @@ fn authenticate(sh: &Shared, headers: &HeaderMap) -> Result<u64, Response> {
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, t)| t.trim());
     let Some(token) = token.filter(|t| !t.is_empty()) else {
-        let body = json::classic_error(401, "Invalid username/password or API key.", "BadAuthenticationRequestError");
-        return Err(plain(401, "application/json", body));
+        let body = json::classic_error(
+            401,
+            "Invalid username/password or API key.",
+            "BadAuthenticationRequestError",
+        );
+        return Err(Box::new(plain(401, "application/json", body)));
     };
-    let verdict = sh.grants.lock().expect("grants").authenticate(token, Instant::now());
+    let verdict = sh
+        .grants
+        .lock()
+        .expect("grants")
+        .authenticate(token, Instant::now());
     verdict.map_err(|e| {
         let mut c = sh.counters.lock().expect("counters");
         let hint = match e {
@@ -143,8 +196,12 @@ fn authenticate(sh: &Shared, headers: &HeaderMap) -> Result<u64, Response> {
             }
             AuthError::Unknown => "Access token could not be verified",
         };
-        let body = json::oauth_error("access_denied", "The resource owner or authorization server denied the request.", hint);
-        plain(401, "application/json", body)
+        let body = json::oauth_error(
+            "access_denied",
+            "The resource owner or authorization server denied the request.",
+            hint,
+        );
+        Box::new(plain(401, "application/json", body))
     })
 }
 
@@ -156,17 +213,44 @@ fn serve(sh: &Shared, route: Route, account: u64, uri: &Uri, headers: &HeaderMap
     };
     let acct = lock.read().expect("account lock");
     match route {
-        Route::Accounts => Out::ok(json::counted(1, "Account", Some(&json::account_short(account, &acct.name))), 1.0),
-        Route::Account(_) => Out::ok(json::counted(1, "Account", Some(&json::account_detail(account, &acct.name))), 1.0),
+        Route::Accounts => Out::ok(
+            json::counted(
+                1,
+                "Account",
+                Some(&json::account_short(account, &acct.name)),
+            ),
+            1.0,
+        ),
+        Route::Account(_) => Out::ok(
+            json::counted(
+                1,
+                "Account",
+                Some(&json::account_detail(account, &acct.name)),
+            ),
+            1.0,
+        ),
         Route::Customer(_, id) => match acct.get(id) {
-            Some(e) => Out::ok(json::counted(1, "Customer", Some(e.json(q.contact))), q.cost(false)),
-            None => Out::error(404, &format!("Customer with customerID {id} not found."), "NotFoundException", 1.0),
+            Some(e) => Out::ok(
+                json::counted(1, "Customer", Some(e.json(q.contact))),
+                q.cost(false),
+            ),
+            None => Out::error(
+                404,
+                &format!("Customer with customerID {id} not found."),
+                "NotFoundException",
+                1.0,
+            ),
         },
-        Route::Customers(_) if q.count => Out::ok(json::counted(q.count_in(&acct), "Customer", None), 10.0),
+        Route::Customers(_) if q.count => {
+            Out::ok(json::counted(q.count_in(&acct), "Customer", None), 10.0)
+        }
         Route::Customers(_) => {
             let page = q.run(&acct, sh.cfg.tie_break);
             let base = base_url(sh, headers);
-            let link = |param: &str, c: Option<String>| c.map(|c| page_url(&base, uri.path(), &q, param, &c)).unwrap_or_default();
+            let link = |param: &str, c: Option<String>| {
+                c.map(|c| page_url(&base, uri.path(), &q, param, &c))
+                    .unwrap_or_default()
+            };
             let next = link("after", page.next);
             let previous = link("before", page.previous);
             Out::ok(json::page(&next, &previous, &page.records), q.cost(true))
@@ -179,7 +263,10 @@ fn base_url(sh: &Shared, headers: &HeaderMap) -> String {
         return b.trim_end_matches('/').to_string();
     }
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    format!("http://{}", host.map_or_else(|| sh.local.to_string(), str::to_string))
+    format!(
+        "http://{}",
+        host.map_or_else(|| sh.local.to_string(), str::to_string)
+    )
 }
 
 /// `next`/`previous`: every original parameter, then `sort`, `limit` and the cursor.
@@ -190,12 +277,21 @@ fn page_url(base: &str, path: &str, q: &ListQuery, param: &str, cursor: &str) ->
         u.push_str(seg);
         u.push('&');
     }
-    u.push_str(&format!("sort={}&limit={}&{param}={}", enc(&q.sort_raw), q.limit, enc(cursor)));
+    u.push_str(&format!(
+        "sort={}&limit={}&{param}={}",
+        enc(&q.sort_raw),
+        q.limit,
+        enc(cursor)
+    ));
     u
 }
 
 fn wants_xml(headers: &HeaderMap, json_suffix: bool) -> bool {
-    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
     match (accept.find("xml"), accept.find("json")) {
         (Some(x), Some(j)) => x < j,
         (Some(_), None) => true,
@@ -236,22 +332,36 @@ fn throttled(sh: &Shared, t: Throttle, account: u64, xml: bool) -> Response {
         }
     }
     let msg = match t.kind {
-        super::ratelimit::LimitKind::Burst => "Too Many Requests: burst rate limit exceeded. Wait at least 1 second.".to_string(),
-        super::ratelimit::LimitKind::Bucket => format!("Rate limit exceeded: Please retry your request after {} seconds.", t.retry_after),
+        super::ratelimit::LimitKind::Burst => {
+            "Too Many Requests: burst rate limit exceeded. Wait at least 1 second.".to_string()
+        }
+        super::ratelimit::LimitKind::Bucket => format!(
+            "Rate limit exceeded: Please retry your request after {} seconds.",
+            t.retry_after
+        ),
     };
     let out = Out::error(429, &msg, "RateLimitedException", 0.0);
     let mut resp = respond(sh, out, xml, "error", Some(account));
     let h = resp.headers_mut();
-    h.insert("x-ls-api-ratelimit-type", HeaderValue::from_static(t.kind.header()));
+    h.insert(
+        "x-ls-api-ratelimit-type",
+        HeaderValue::from_static(t.kind.header()),
+    );
     h.insert(header::RETRY_AFTER, HeaderValue::from(t.retry_after));
     resp
 }
 
 fn rate_headers(sh: &Shared, h: &mut HeaderMap, account: u64, l: &Levels, cost: f64) {
     let v = |s: String| HeaderValue::from_str(&s).expect("ascii header");
-    h.insert("x-ls-api-bucket-level", v(format!("{}/{}", num(l.level), num(l.size))));
+    h.insert(
+        "x-ls-api-bucket-level",
+        v(format!("{}/{}", num(l.level), num(l.size))),
+    );
     if l.burst_limit > 0 {
-        h.insert("x-ls-api-burst-level", v(format!("{}/{}", l.burst, l.burst_limit)));
+        h.insert(
+            "x-ls-api-burst-level",
+            v(format!("{}/{}", l.burst, l.burst_limit)),
+        );
     }
     h.insert("x-ls-api-drip-rate", v(num(l.drip)));
     h.insert("x-ls-api-request-cost", v(num(cost)));
@@ -272,14 +382,17 @@ pub(crate) fn plain(status: u16, ctype: &'static str, body: String) -> Response 
 
 fn html_error(code: u16) -> Response {
     let mut resp = plain(code, "text/html; charset=UTF-8", faults::html_error(code));
-    resp.headers_mut().insert(header::SERVER, HeaderValue::from_static("cloudflare"));
+    resp.headers_mut()
+        .insert(header::SERVER, HeaderValue::from_static("cloudflare"));
     resp
 }
 
 /// Turn a good response into the faulty one (`Slow` and `ServerError` are handled earlier).
 async fn spoil(resp: Response, f: Fault) -> Response {
     let (mut parts, body) = resp.into_parts();
-    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
     let text = String::from_utf8_lossy(&bytes).into_owned();
     let body = match f {
         Fault::MalformedJson => Body::from(faults::truncate(&text)),

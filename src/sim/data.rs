@@ -69,14 +69,61 @@ pub(crate) struct Address {
 }
 
 const FIRST: &[&str] = &[
-    "Emma", "Liam", "José", "Zoë", "François", "Siobhán", "Łukasz", "Mónica", "Björn", "Ana 🌸",
-    "Chloé", "Noah", "Olivia", "Mateo", "Sakura", "美咲", "伟", "Aïcha", "Søren", "Renée",
-    "Jean-Luc", "Mary Ann", "Dmitrí", "Nguyễn Văn", "Ólafur", "Ève", "D'Arcy", "Kai", "",
+    "Emma",
+    "Liam",
+    "José",
+    "Zoë",
+    "François",
+    "Siobhán",
+    "Łukasz",
+    "Mónica",
+    "Björn",
+    "Ana 🌸",
+    "Chloé",
+    "Noah",
+    "Olivia",
+    "Mateo",
+    "Sakura",
+    "美咲",
+    "伟",
+    "Aïcha",
+    "Søren",
+    "Renée",
+    "Jean-Luc",
+    "Mary Ann",
+    "Dmitrí",
+    "Nguyễn Văn",
+    "Ólafur",
+    "Ève",
+    "D'Arcy",
+    "Kai",
+    "",
 ];
 const LAST: &[&str] = &[
-    "Smith", "O'Brien", "Müller", "García", "Tremblay", "Nguyễn", "Van der Berg", "D'Angelo",
-    "Lefèvre", "Kowalski", "Søndergaard", "王", "李", "田中", "Côté", "St-Pierre", "MacDonald",
-    "Øster", "Ramírez", "Gagnon 🍁", "Nakamura", "Brown", "Ó Súilleabháin", "",
+    "Smith",
+    "O'Brien",
+    "Müller",
+    "García",
+    "Tremblay",
+    "Nguyễn",
+    "Van der Berg",
+    "D'Angelo",
+    "Lefèvre",
+    "Kowalski",
+    "Søndergaard",
+    "王",
+    "李",
+    "田中",
+    "Côté",
+    "St-Pierre",
+    "MacDonald",
+    "Øster",
+    "Ramírez",
+    "Gagnon 🍁",
+    "Nakamura",
+    "Brown",
+    "Ó Súilleabháin",
+    "",
 ];
 const TITLES: &[&str] = &["Manager", "Dr.", "CEO", "Buyer", "Chef de cuisine", "Owner"];
 const COMPANIES: &[&str] = &[
@@ -99,7 +146,13 @@ const CITIES: &[(&str, &str, &str, &str, &str)] = &[
     ("東京", "", "", "Japan", "JP"),
     ("", "", "", "", ""),
 ];
-const STREETS: &[&str] = &["Rue Saint-Denis", "Main St", "O'Connell Street", "Bahnhofstrasse", "King St W"];
+const STREETS: &[&str] = &[
+    "Rue Saint-Denis",
+    "Main St",
+    "O'Connell Street",
+    "Bahnhofstrasse",
+    "King St W",
+];
 const PHONE_TYPES: &[&str] = &["Home", "Work", "Mobile", "Pager", "Fax"];
 
 /// A fresh RNG for `account_index` under `seed` (independent streams per account).
@@ -116,10 +169,14 @@ pub(crate) fn account_ids(seed: u64, n: usize) -> Vec<u64> {
 /// Generate `n` customers with IDs 1..=n; `shared` of them share exactly one `timeStamp`.
 pub(crate) fn generate(rng: &mut SmallRng, n: usize, shared: usize) -> Vec<Customer> {
     // A few bulk imports: clusters of customers sharing one timeStamp, some bigger than a page.
-    let imports: Vec<i64> = (0..3).map(|_| GEN_NOW - rng.random_range(86_400..SIX_YEARS / 2)).collect();
+    let imports: Vec<i64> = (0..3)
+        .map(|_| GEN_NOW - rng.random_range(86_400..SIX_YEARS / 2))
+        .collect();
     let mut out: Vec<Customer> = (1..=n as u64)
         .map(|id| {
-            let created = GEN_NOW - SIX_YEARS + (id as i64 * SIX_YEARS / (n as i64 + 1)) + rng.random_range(0..3_600);
+            let created = GEN_NOW - SIX_YEARS
+                + (id as i64 * SIX_YEARS / (n as i64 + 1))
+                + rng.random_range(0..3_600);
             customer(rng, id, created, &imports)
         })
         .collect();
@@ -139,7 +196,11 @@ fn customer(rng: &mut SmallRng, id: u64, created: i64, imports: &[i64]) -> Custo
     let created = created.min(GEN_NOW - 1);
     let time_stamp = match rng.random_range(0..100) {
         0..30 => created,
-        30..40 => imports.iter().copied().find(|t| *t >= created).unwrap_or(created),
+        30..40 => imports
+            .iter()
+            .copied()
+            .find(|t| *t >= created)
+            .unwrap_or(created),
         _ => rng.random_range(created..GEN_NOW),
     };
     let first_name = pick(rng, FIRST).to_string();
@@ -149,22 +210,56 @@ fn customer(rng: &mut SmallRng, id: u64, created: i64, imports: &[i64]) -> Custo
         id,
         first_name,
         last_name,
-        title: if rng.random_bool(0.7) { String::new() } else { pick(rng, TITLES).into() },
-        company: if rng.random_bool(0.6) { String::new() } else { pick(rng, COMPANIES).into() },
-        company_reg: if rng.random_bool(0.9) { String::new() } else { format!("{}", rng.random_range(10_000_000..99_999_999u64)) },
-        vat: if rng.random_bool(0.9) { String::new() } else { format!("BE0{}", rng.random_range(100_000_000..999_999_999u64)) },
+        title: if rng.random_bool(0.7) {
+            String::new()
+        } else {
+            pick(rng, TITLES).into()
+        },
+        company: if rng.random_bool(0.6) {
+            String::new()
+        } else {
+            pick(rng, COMPANIES).into()
+        },
+        company_reg: if rng.random_bool(0.9) {
+            String::new()
+        } else {
+            format!("{}", rng.random_range(10_000_000..99_999_999u64))
+        },
+        vat: if rng.random_bool(0.9) {
+            String::new()
+        } else {
+            format!("BE0{}", rng.random_range(100_000_000..999_999_999u64))
+        },
         dob: match rng.random_range(0..100) {
             0..45 => Dob::Absent,
             45..60 => Dob::Empty,
-            _ => Dob::At(rng.random_range(-1_500_000_000..1_100_000_000i64) / 86_400 * 86_400 + 4 * 3600),
+            _ => Dob::At(
+                rng.random_range(-1_500_000_000..1_100_000_000i64) / 86_400 * 86_400 + 4 * 3600,
+            ),
         },
         archived: rng.random_bool(0.08),
         create_time: created,
         time_stamp,
-        credit_account_id: if rng.random_bool(0.1) { rng.random_range(1..500) } else { 0 },
-        customer_type_id: if rng.random_bool(0.2) { rng.random_range(1..4) } else { 0 },
-        discount_id: if rng.random_bool(0.1) { rng.random_range(1..6) } else { 0 },
-        tax_category_id: if rng.random_bool(0.05) { rng.random_range(1..3) } else { 0 },
+        credit_account_id: if rng.random_bool(0.1) {
+            rng.random_range(1..500)
+        } else {
+            0
+        },
+        customer_type_id: if rng.random_bool(0.2) {
+            rng.random_range(1..4)
+        } else {
+            0
+        },
+        discount_id: if rng.random_bool(0.1) {
+            rng.random_range(1..6)
+        } else {
+            0
+        },
+        tax_category_id: if rng.random_bool(0.05) {
+            rng.random_range(1..3)
+        } else {
+            0
+        },
         contact,
     }
 }
@@ -178,7 +273,11 @@ fn contact(rng: &mut SmallRng, id: u64, first: &str, created: i64, time_stamp: i
         ..Contact::default()
     };
     let n_emails = [0, 1, 1, 2][rng.random_range(0..4)];
-    for (i, use_type) in ["Primary", "Secondary"].into_iter().take(n_emails).enumerate() {
+    for (i, use_type) in ["Primary", "Secondary"]
+        .into_iter()
+        .take(n_emails)
+        .enumerate()
+    {
         c.emails.push((email(first, id, i), use_type));
     }
     set_random_phones(rng, &mut c);
@@ -204,9 +303,24 @@ pub(crate) fn set_random_phones(rng: &mut SmallRng, c: &mut Contact) {
 
 /// An email address derived from a name (ASCII local part) and the customer ID.
 pub(crate) fn email(first: &str, id: u64, n: usize) -> String {
-    let local: String = first.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_lowercase();
-    let local = if local.is_empty() { "customer".into() } else { local };
-    format!("{local}.{id}{}@example.com", if n == 0 { String::new() } else { format!("+{n}") })
+    let local: String = first
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect::<String>()
+        .to_lowercase();
+    let local = if local.is_empty() {
+        "customer".into()
+    } else {
+        local
+    };
+    format!(
+        "{local}.{id}{}@example.com",
+        if n == 0 {
+            String::new()
+        } else {
+            format!("+{n}")
+        }
+    )
 }
 
 /// A phone number in one of several real-world formats.
@@ -224,11 +338,19 @@ pub(crate) fn address(rng: &mut SmallRng) -> Address {
     let (city, state, state_code, country, country_code) = *CITIES.choose(rng).expect("non-empty");
     Address {
         address1: format!("{} {}", rng.random_range(1..9_999), pick(rng, STREETS)),
-        address2: if rng.random_bool(0.2) { format!("Apt {}", rng.random_range(1..40)) } else { String::new() },
+        address2: if rng.random_bool(0.2) {
+            format!("Apt {}", rng.random_range(1..40))
+        } else {
+            String::new()
+        },
         city: city.into(),
         state: state.into(),
         state_code: state_code.into(),
-        zip: if country_code.is_empty() { String::new() } else { format!("{}", rng.random_range(10_000..99_999)) },
+        zip: if country_code.is_empty() {
+            String::new()
+        } else {
+            format!("{}", rng.random_range(10_000..99_999))
+        },
         country: country.into(),
         country_code: country_code.into(),
     }

@@ -35,7 +35,12 @@ pub(crate) struct Faults {
 impl Faults {
     /// No pending faults; random ones at `rate`, slow ones delayed by `slow`.
     pub(crate) fn new(rate: f64, slow: Duration, seed: u64) -> Self {
-        Faults { queue: VecDeque::new(), rate, slow, rng: SmallRng::seed_from_u64(seed ^ 0xFA17) }
+        Faults {
+            queue: VecDeque::new(),
+            rate,
+            slow,
+            rng: SmallRng::seed_from_u64(seed ^ 0xFA17),
+        }
     }
 
     /// Queue a one-shot fault.
@@ -94,7 +99,9 @@ pub(crate) fn wrong_types(body: &str) -> String {
 }
 
 fn replace_value(body: &str, key: &str, with: &str) -> String {
-    let Some(start) = body.find(key).map(|i| i + key.len()) else { return body.to_string() };
+    let Some(start) = body.find(key).map(|i| i + key.len()) else {
+        return body.to_string();
+    };
     let end = body[start..].find('"').map_or(body.len(), |i| start + i);
     format!("{}{with}{}", &body[..start], &body[end..])
 }
@@ -106,6 +113,22 @@ pub(crate) fn dropping_body(body: String) -> Body {
         cut -= 1;
     }
     let first = Bytes::from(body[..cut].to_string());
-    let chunks: Vec<Result<Bytes, std::io::Error>> = vec![Ok(first), Err(std::io::Error::other("simulated dropped connection"))];
-    Body::from_stream(futures::stream::iter(chunks))
+    // Yield once between the chunk and the error so hyper flushes the head and the first bytes.
+    let stream = futures::stream::unfold(0u8, move |step| {
+        let first = first.clone();
+        async move {
+            match step {
+                0 => Some((Ok(first), 1)),
+                1 => {
+                    tokio::task::yield_now().await;
+                    Some((
+                        Err(std::io::Error::other("simulated dropped connection")),
+                        2,
+                    ))
+                }
+                _ => None,
+            }
+        }
+    });
+    Body::from_stream(stream)
 }

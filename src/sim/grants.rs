@@ -37,7 +37,10 @@ pub(crate) struct GrantError {
 }
 
 fn invalid_grant(hint: &str) -> GrantError {
-    GrantError { error: "invalid_grant", hint: hint.into() }
+    GrantError {
+        error: "invalid_grant",
+        hint: hint.into(),
+    }
 }
 
 struct Code {
@@ -83,19 +86,51 @@ pub(crate) struct Grants {
 impl Grants {
     /// Empty state.
     pub(crate) fn new(mode: RotationMode, lifetime: Duration, client_id: String) -> Self {
-        Grants { mode, lifetime, client_id, codes: HashMap::new(), access: HashMap::new(), refresh: HashMap::new(), next_grant: 1 }
+        Grants {
+            mode,
+            lifetime,
+            client_id,
+            codes: HashMap::new(),
+            access: HashMap::new(),
+            refresh: HashMap::new(),
+            next_grant: 1,
+        }
     }
 
     /// Record an authorization code for `account` (valid 60 s, single use).
-    pub(crate) fn new_code(&mut self, account: u64, scope: String, challenge: Option<(String, String)>, now: Instant) -> String {
+    pub(crate) fn new_code(
+        &mut self,
+        account: u64,
+        scope: String,
+        challenge: Option<(String, String)>,
+        now: Instant,
+    ) -> String {
         let code = random_token("def502", 300..420);
-        self.codes.insert(code.clone(), Code { account, scope, expires: now + CODE_LIFETIME, challenge, used: false });
+        self.codes.insert(
+            code.clone(),
+            Code {
+                account,
+                scope,
+                expires: now + CODE_LIFETIME,
+                challenge,
+                used: false,
+            },
+        );
         code
     }
 
     /// Exchange a code (checking PKCE) for a new token pair starting a new chain.
-    pub(crate) fn exchange(&mut self, code: &str, verifier: Option<&str>, now: Instant, wall: i64) -> Result<TokenPair, GrantError> {
-        let c = self.codes.get_mut(code).ok_or_else(|| invalid_grant("Cannot decrypt the authorization code"))?;
+    pub(crate) fn exchange(
+        &mut self,
+        code: &str,
+        verifier: Option<&str>,
+        now: Instant,
+        wall: i64,
+    ) -> Result<TokenPair, GrantError> {
+        let c = self
+            .codes
+            .get_mut(code)
+            .ok_or_else(|| invalid_grant("Cannot decrypt the authorization code"))?;
         if c.used {
             return Err(invalid_grant("Authorization code has been revoked"));
         }
@@ -104,13 +139,29 @@ impl Grants {
         }
         match (&c.challenge, verifier) {
             (None, None) => {}
-            (None, Some(_)) => return Err(invalid_grant("code_verifier received when no code_challenge is present")),
-            (Some(_), None) => return Err(GrantError { error: "invalid_request", hint: "Check the `code_verifier` parameter".into() }),
+            (None, Some(_)) => {
+                return Err(invalid_grant(
+                    "code_verifier received when no code_challenge is present",
+                ));
+            }
+            (Some(_), None) => {
+                return Err(GrantError {
+                    error: "invalid_request",
+                    hint: "Check the `code_verifier` parameter".into(),
+                });
+            }
             (Some((challenge, method)), Some(v)) => {
                 if !verifier_ok(v) {
-                    return Err(GrantError { error: "invalid_request", hint: "Code Verifier must follow the specifications of RFC-7636.".into() });
+                    return Err(GrantError {
+                        error: "invalid_request",
+                        hint: "Code Verifier must follow the specifications of RFC-7636.".into(),
+                    });
                 }
-                let computed = if method == "plain" { v.to_string() } else { URL_SAFE_NO_PAD.encode(Sha256::digest(v.as_bytes())) };
+                let computed = if method == "plain" {
+                    v.to_string()
+                } else {
+                    URL_SAFE_NO_PAD.encode(Sha256::digest(v.as_bytes()))
+                };
                 if computed != *challenge {
                     return Err(invalid_grant("Failed to verify `code_verifier`."));
                 }
@@ -122,30 +173,80 @@ impl Grants {
     }
 
     /// A fresh pair on a new chain (code exchange, or the `issue_tokens` hook).
-    pub(crate) fn start_chain(&mut self, account: u64, scope: String, now: Instant, wall: i64) -> TokenPair {
+    pub(crate) fn start_chain(
+        &mut self,
+        account: u64,
+        scope: String,
+        now: Instant,
+        wall: i64,
+    ) -> TokenPair {
         let grant = self.next_grant;
         self.next_grant += 1;
         let refresh = random_token("def50200", 560..760);
         self.refresh.insert(
             refresh.clone(),
-            Refresh { account, grant, scope, revoked: false, parent: None, children: vec![], access: vec![], attempts: VecDeque::new(), expires: now + REFRESH_IDLE_LIFETIME },
+            Refresh {
+                account,
+                grant,
+                scope,
+                revoked: false,
+                parent: None,
+                children: vec![],
+                access: vec![],
+                attempts: VecDeque::new(),
+                expires: now + REFRESH_IDLE_LIFETIME,
+            },
         );
         self.new_access(&refresh, None, now, wall)
     }
 
-    fn new_access(&mut self, refresh: &str, parent: Option<String>, now: Instant, wall: i64) -> TokenPair {
+    fn new_access(
+        &mut self,
+        refresh: &str,
+        parent: Option<String>,
+        now: Instant,
+        wall: i64,
+    ) -> TokenPair {
         let r = self.refresh.get_mut(refresh).expect("refresh token exists");
-        let token = jwt(&self.client_id, r.account, &r.scope, wall, self.lifetime.as_secs());
+        let token = jwt(
+            &self.client_id,
+            r.account,
+            &r.scope,
+            wall,
+            self.lifetime.as_secs(),
+        );
         r.access.push(token.clone());
         let account = r.account;
-        self.access.insert(token.clone(), Access { account, expires: now + self.lifetime, revoked: false, parent, refresh: refresh.into(), used: false });
-        TokenPair { access_token: token, refresh_token: refresh.into(), expires_in: self.lifetime.as_secs() }
+        self.access.insert(
+            token.clone(),
+            Access {
+                account,
+                expires: now + self.lifetime,
+                revoked: false,
+                parent,
+                refresh: refresh.into(),
+                used: false,
+            },
+        );
+        TokenPair {
+            access_token: token,
+            refresh_token: refresh.into(),
+            expires_in: self.lifetime.as_secs(),
+        }
     }
 
     /// Spend a refresh token according to the rotation mode.
-    pub(crate) fn refresh(&mut self, token: &str, now: Instant, wall: i64) -> Result<TokenPair, GrantError> {
+    pub(crate) fn refresh(
+        &mut self,
+        token: &str,
+        now: Instant,
+        wall: i64,
+    ) -> Result<TokenPair, GrantError> {
         let mode = self.mode;
-        let r = self.refresh.get_mut(token).ok_or_else(|| invalid_grant("Cannot decrypt the refresh token"))?;
+        let r = self
+            .refresh
+            .get_mut(token)
+            .ok_or_else(|| invalid_grant("Cannot decrypt the refresh token"))?;
         if r.revoked {
             return Err(invalid_grant("Token has been revoked"));
         }
@@ -156,14 +257,21 @@ impl Grants {
             r.expires = now + REFRESH_IDLE_LIFETIME;
             return Ok(self.new_access(token, None, now, wall));
         }
-        while r.attempts.front().is_some_and(|t| now.duration_since(*t) >= RETRY_WINDOW) {
+        while r
+            .attempts
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= RETRY_WINDOW)
+        {
             r.attempts.pop_front();
         }
         if r.attempts.len() >= RETRIES_PER_WINDOW {
-            return Err(invalid_grant("Refresh token retry limit exceeded: at most 5 attempts per minute"));
+            return Err(invalid_grant(
+                "Refresh token retry limit exceeded: at most 5 attempts per minute",
+            ));
         }
         r.attempts.push_back(now);
-        let (account, grant, scope, parent) = (r.account, r.grant, r.scope.clone(), r.parent.clone());
+        let (account, grant, scope, parent) =
+            (r.account, r.grant, r.scope.clone(), r.parent.clone());
         match mode {
             RotationMode::Strict => self.revoke_one(token),
             // Spending a child refresh token counts as using its pair: the parent chain is settled.
@@ -176,7 +284,17 @@ impl Grants {
         let child = random_token("def50200", 560..760);
         self.refresh.insert(
             child.clone(),
-            Refresh { account, grant, scope, revoked: false, parent: Some(token.into()), children: vec![], access: vec![], attempts: VecDeque::new(), expires: now + REFRESH_IDLE_LIFETIME },
+            Refresh {
+                account,
+                grant,
+                scope,
+                revoked: false,
+                parent: Some(token.into()),
+                children: vec![],
+                access: vec![],
+                attempts: VecDeque::new(),
+                expires: now + REFRESH_IDLE_LIFETIME,
+            },
         );
         if let Some(r) = self.refresh.get_mut(token) {
             r.children.push(child.clone());
@@ -207,7 +325,11 @@ impl Grants {
 
     /// Revoke `parent` with its own access tokens and every child subtree except `keep`.
     fn retire(&mut self, parent: &str, keep: &str) {
-        let children = self.refresh.get(parent).map(|r| r.children.clone()).unwrap_or_default();
+        let children = self
+            .refresh
+            .get(parent)
+            .map(|r| r.children.clone())
+            .unwrap_or_default();
         self.revoke_one(parent);
         for c in children.iter().filter(|c| *c != keep) {
             self.revoke_subtree(c);
@@ -215,7 +337,11 @@ impl Grants {
     }
 
     fn revoke_subtree(&mut self, token: &str) {
-        let children = self.refresh.get(token).map(|r| r.children.clone()).unwrap_or_default();
+        let children = self
+            .refresh
+            .get(token)
+            .map(|r| r.children.clone())
+            .unwrap_or_default();
         self.revoke_one(token);
         for c in &children {
             self.revoke_subtree(c);
@@ -224,7 +350,9 @@ impl Grants {
 
     /// Revoke one refresh token and the access tokens issued with it.
     fn revoke_one(&mut self, token: &str) {
-        let Some(r) = self.refresh.get_mut(token) else { return };
+        let Some(r) = self.refresh.get_mut(token) else {
+            return;
+        };
         r.revoked = true;
         for a in r.access.clone() {
             if let Some(a) = self.access.get_mut(&a) {
@@ -235,8 +363,15 @@ impl Grants {
 
     /// `POST /auth/oauth/revoke`: revoke the whole chain the refresh token belongs to.
     pub(crate) fn revoke_chain(&mut self, token: &str) {
-        let Some(grant) = self.refresh.get(token).map(|r| r.grant) else { return };
-        let tokens: Vec<String> = self.refresh.iter().filter(|(_, r)| r.grant == grant).map(|(t, _)| t.clone()).collect();
+        let Some(grant) = self.refresh.get(token).map(|r| r.grant) else {
+            return;
+        };
+        let tokens: Vec<String> = self
+            .refresh
+            .iter()
+            .filter(|(_, r)| r.grant == grant)
+            .map(|(t, _)| t.clone())
+            .collect();
         for t in tokens {
             self.revoke_one(&t);
         }
@@ -244,18 +379,26 @@ impl Grants {
 
     /// Test hook: every refresh token of `account` is revoked (access tokens live on).
     pub(crate) fn revoke_account_refresh(&mut self, account: u64) {
-        self.refresh.values_mut().filter(|r| r.account == account).for_each(|r| r.revoked = true);
+        self.refresh
+            .values_mut()
+            .filter(|r| r.account == account)
+            .for_each(|r| r.revoked = true);
     }
 
     /// Test hook: every access token of `account` is expired now.
     pub(crate) fn expire_account_access(&mut self, account: u64, now: Instant) {
-        self.access.values_mut().filter(|a| a.account == account).for_each(|a| a.expires = a.expires.min(now));
+        self.access
+            .values_mut()
+            .filter(|a| a.account == account)
+            .for_each(|a| a.expires = a.expires.min(now));
     }
 }
 
 /// RFC 7636: 43–128 characters of `[A-Za-z0-9-._~]`.
 fn verifier_ok(v: &str) -> bool {
-    (43..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+    (43..=128).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
 }
 
 /// `prefix` followed by random hex, of a random total length in `len`.
@@ -273,8 +416,11 @@ fn random_token(prefix: &str, len: std::ops::Range<usize>) -> String {
 /// A JWT-shaped access token (random signature: nothing verifies it but this simulator).
 fn jwt(client_id: &str, account: u64, scope: &str, wall: i64, lifetime: u64) -> String {
     let mut rng = rand::rng();
-    let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256","typ":"JWT","kid":"RT_OAUTH2_2024_07_08"}"#);
-    let jti: String = (0..rng.random_range(40..80)).map(|_| char::from_digit(rng.random_range(0..16), 16).expect("hex")).collect();
+    let header =
+        URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256","typ":"JWT","kid":"RT_OAUTH2_2024_07_08"}"#);
+    let jti: String = (0..rng.random_range(40..80))
+        .map(|_| char::from_digit(rng.random_range(0..16), 16).expect("hex"))
+        .collect();
     let payload = serde_json::json!({
         "iss": "https://cloud.lightspeedapp.com",
         "aud": client_id,
@@ -287,5 +433,9 @@ fn jwt(client_id: &str, account: u64, scope: &str, wall: i64, lifetime: u64) -> 
         "jti": jti,
     });
     let sig: Vec<u8> = (0..256).map(|_| rng.random()).collect();
-    format!("{header}.{}.{}", URL_SAFE_NO_PAD.encode(payload.to_string()), URL_SAFE_NO_PAD.encode(sig))
+    format!(
+        "{header}.{}.{}",
+        URL_SAFE_NO_PAD.encode(payload.to_string()),
+        URL_SAFE_NO_PAD.encode(sig)
+    )
 }

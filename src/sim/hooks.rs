@@ -111,24 +111,43 @@ fn at(t: i64) -> DateTime<Utc> {
 
 impl Simulator {
     fn account(&self, id: u64) -> anyhow::Result<&std::sync::RwLock<super::store::AccountData>> {
-        self.shared.data.get(&id).with_context(|| format!("no simulated account {id}"))
+        self.shared
+            .data
+            .get(&id)
+            .with_context(|| format!("no simulated account {id}"))
     }
 
     /// A fresh token pair for `account` without the browser step. Panics on an unknown account.
     pub fn issue_tokens(&self, account: u64) -> TokenPair {
-        assert!(self.shared.data.contains_key(&account), "no simulated account {account}");
+        assert!(
+            self.shared.data.contains_key(&account),
+            "no simulated account {account}"
+        );
         let mut g = self.shared.grants.lock().expect("grants lock");
-        g.start_chain(account, "employee:all".into(), Instant::now(), self.shared.clock.wall())
+        g.start_chain(
+            account,
+            "employee:all".into(),
+            Instant::now(),
+            self.shared.clock.wall(),
+        )
     }
 
     /// Expire every access token of `account` now.
     pub fn expire_access_tokens(&self, account: u64) {
-        self.shared.grants.lock().expect("grants lock").expire_account_access(account, Instant::now());
+        self.shared
+            .grants
+            .lock()
+            .expect("grants lock")
+            .expire_account_access(account, Instant::now());
     }
 
     /// Revoke every refresh token of `account` (its access tokens keep working until they expire).
     pub fn revoke_refresh_tokens(&self, account: u64) {
-        self.shared.grants.lock().expect("grants lock").revoke_account_refresh(account);
+        self.shared
+            .grants
+            .lock()
+            .expect("grants lock")
+            .revoke_account_refresh(account);
     }
 
     /// Pause or resume the background mutations.
@@ -141,7 +160,8 @@ impl Simulator {
         let now = self.shared.clock.wall();
         let mut rng = self.shared.rng.lock().expect("rng lock");
         let mut acct = self.account(account)?.write().expect("account lock");
-        mutations::apply(&mut acct, m, &mut rng, now).with_context(|| format!("{m:?}: no such customer in account {account}"))
+        mutations::apply(&mut acct, m, &mut rng, now)
+            .with_context(|| format!("{m:?}: no such customer in account {account}"))
     }
 
     /// Serve `fault` on the next API request (queued: several calls hit successive requests).
@@ -161,13 +181,24 @@ impl Simulator {
 
     /// The bucket of `account` now.
     pub fn bucket(&self, account: u64) -> BucketState {
-        let l = self.shared.limits.lock().expect("limits lock").levels(account, Instant::now());
-        BucketState { level: l.level, size: l.size, drip_rate: l.drip }
+        let l = self
+            .shared
+            .limits
+            .lock()
+            .expect("limits lock")
+            .levels(account, Instant::now());
+        BucketState {
+            level: l.level,
+            size: l.size,
+            drip_rate: l.drip,
+        }
     }
 
     /// Every customer of `account` (archived included, hard-deleted ones absent), by ID.
     pub fn truth(&self, account: u64) -> Vec<TruthCustomer> {
-        let Ok(lock) = self.account(account) else { return Vec::new() };
+        let Ok(lock) = self.account(account) else {
+            return Vec::new();
+        };
         let acct = lock.read().expect("account lock");
         acct.all().map(|e| truth_of(&e.c)).collect()
     }
@@ -185,9 +216,21 @@ fn truth_of(c: &super::data::Customer) -> TruthCustomer {
         created: at(c.create_time),
         updated: at(c.time_stamp),
         contact_updated: at(k.time_stamp),
-        dob: if let Dob::At(t) = c.dob { Some(at(t)) } else { None },
-        emails: k.emails.iter().map(|(a, u)| (a.clone(), u.to_string())).collect(),
-        phones: k.phones.iter().map(|(n, u)| (n.clone(), u.to_string())).collect(),
+        dob: if let Dob::At(t) = c.dob {
+            Some(at(t))
+        } else {
+            None
+        },
+        emails: k
+            .emails
+            .iter()
+            .map(|(a, u)| (a.clone(), u.to_string()))
+            .collect(),
+        phones: k
+            .phones
+            .iter()
+            .map(|(n, u)| (n.clone(), u.to_string()))
+            .collect(),
         addresses: k
             .addresses
             .iter()

@@ -107,7 +107,13 @@ fn contact(o: &mut String, c: &Contact) {
 }
 
 /// `"Outer":""` when empty, `"Outer":{"Inner":{…}}` for one, `"Outer":{"Inner":[…]}` for several.
-fn container<T>(o: &mut String, outer: &str, inner: &str, items: &[T], each: impl Fn(&mut String, &T)) {
+fn container<T>(
+    o: &mut String,
+    outer: &str,
+    inner: &str,
+    items: &[T],
+    each: impl Fn(&mut String, &T),
+) {
     o.push_str(",\"");
     o.push_str(outer);
     o.push_str("\":");
@@ -182,27 +188,45 @@ pub(crate) fn account_short(id: u64, name: &str) -> String {
     let mut o = String::from("{");
     field(&mut o, "accountID", &id.to_string());
     field(&mut o, "name", name);
-    o.push_str(&format!(",\"link\":{{\"@attributes\":{{\"href\":\"/API/V3/Account/{id}\"}}}}}}"));
+    o.push_str(&format!(
+        ",\"link\":{{\"@attributes\":{{\"href\":\"/API/V3/Account/{id}\"}}}}}}"
+    ));
     o
 }
 
 /// The detailed Account object of `Account/{id}.json`.
 pub(crate) fn account_detail(id: u64, name: &str) -> String {
-    let mut o = format!("{{\"@attributes\":{{\"systemCustomerID\":\"{}\"}}", id * 7 + 3);
+    let mut o = format!(
+        "{{\"@attributes\":{{\"systemCustomerID\":\"{}\"}}",
+        id * 7 + 3
+    );
     field(&mut o, "accountID", &id.to_string());
     field(&mut o, "name", name);
     field(&mut o, "status", "customer");
     field(&mut o, "employeeCount", &(id % 9 + 1).to_string());
     field(&mut o, "employeeLimit", "10");
-    field(&mut o, "uniqueSubscriptionIdentifier", &format!("ls-r-{id:x}"));
+    field(
+        &mut o,
+        "uniqueSubscriptionIdentifier",
+        &format!("ls-r-{id:x}"),
+    );
     o.push_str(",\"defaultCurrency\":{\"code\":\"CAD\",\"symbol\":\"$\"}");
     o.push_str(",\"purchasingCurrencies\":{\"purchasingCurrency\":");
-    let currencies = if id % 2 == 0 { &["CAD"][..] } else { &["CAD", "USD", "EUR"][..] };
+    let currencies = if id.is_multiple_of(2) {
+        &["CAD"][..]
+    } else {
+        &["CAD", "USD", "EUR"][..]
+    };
     one_or_many(&mut o, currencies, |o, c| {
-        o.push_str(&format!("{{\"code\":\"{c}\",\"symbol\":\"{}\"}}", if *c == "EUR" { "€" } else { "$" }));
+        o.push_str(&format!(
+            "{{\"code\":\"{c}\",\"symbol\":\"{}\"}}",
+            if *c == "EUR" { "€" } else { "$" }
+        ));
     });
     o.push('}');
-    o.push_str(&format!(",\"link\":{{\"@attributes\":{{\"href\":\"/API/V3/Account/{id}\"}}}}}}"));
+    o.push_str(&format!(
+        ",\"link\":{{\"@attributes\":{{\"href\":\"/API/V3/Account/{id}\"}}}}}}"
+    ));
     o
 }
 

@@ -185,7 +185,9 @@ impl Simulator {
     /// Generate the data, bind `cfg.listen` and serve.
     pub async fn start(cfg: SimConfig) -> anyhow::Result<Simulator> {
         anyhow::ensure!(cfg.accounts > 0, "the simulator needs at least one account");
-        let listener = tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
+        let listener = tokio::net::TcpListener::bind(cfg.listen)
+            .await
+            .with_context(|| format!("binding {}", cfg.listen))?;
         let local = listener.local_addr()?;
         let account_ids = data::account_ids(cfg.seed, cfg.accounts);
         let mut accounts = HashMap::new();
@@ -197,13 +199,28 @@ impl Simulator {
         }
         let wall0 = chrono::Utc::now().timestamp();
         let shared = Arc::new(Shared {
-            clock: Clock { wall0, inst0: Instant::now() },
+            clock: Clock {
+                wall0,
+                inst0: Instant::now(),
+            },
             account_ids,
             data: accounts,
-            grants: Mutex::new(grants::Grants::new(cfg.rotation, cfg.token_lifetime, cfg.client_id.clone())),
-            limits: Mutex::new(ratelimit::Limits::new(cfg.rate_limits, cfg.bucket_size, cfg.drip_rate, cfg.burst_limit)),
+            grants: Mutex::new(grants::Grants::new(
+                cfg.rotation,
+                cfg.token_lifetime,
+                cfg.client_id.clone(),
+            )),
+            limits: Mutex::new(ratelimit::Limits::new(
+                cfg.rate_limits,
+                cfg.bucket_size,
+                cfg.drip_rate,
+                cfg.burst_limit,
+            )),
             faults: Mutex::new(faults::Faults::new(cfg.fault_rate, cfg.slow, cfg.seed)),
-            counters: Mutex::new(Counters { by_status: BTreeMap::new(), ..Counters::default() }),
+            counters: Mutex::new(Counters {
+                by_status: BTreeMap::new(),
+                ..Counters::default()
+            }),
             rng: Mutex::new(SmallRng::seed_from_u64(cfg.seed ^ 0x5EED)),
             paused: AtomicBool::new(false),
             next_authorize: AtomicUsize::new(0),
@@ -211,7 +228,11 @@ impl Simulator {
             cfg,
         });
         let cancel = CancellationToken::new();
-        let mut tasks = vec![tokio::spawn(server::run(listener, server::router(shared.clone()), cancel.clone()))];
+        let mut tasks = vec![tokio::spawn(server::run(
+            listener,
+            server::router(shared.clone()),
+            cancel.clone(),
+        ))];
         if shared.cfg.mutations_per_sec > 0.0 {
             let (s, c, rate) = (shared.clone(), cancel.clone(), shared.cfg.mutations_per_sec);
             tasks.push(tokio::spawn(async move {
@@ -222,7 +243,11 @@ impl Simulator {
             }));
         }
         tracing::info!(sim.addr = %local, "simulator listening");
-        Ok(Simulator { shared, cancel, tasks })
+        Ok(Simulator {
+            shared,
+            cancel,
+            tasks,
+        })
     }
 
     /// `http://127.0.0.1:PORT`: serves both `/API/V3/...` and `/auth/oauth/...`.

@@ -45,27 +45,43 @@ pub struct Changed {
 }
 
 /// Apply `m` to `acct` at wall time `now`; `None` when the customer does not exist.
-pub(crate) fn apply(acct: &mut AccountData, m: Mutation, rng: &mut SmallRng, now: i64) -> Option<Changed> {
+pub(crate) fn apply(
+    acct: &mut AccountData,
+    m: Mutation,
+    rng: &mut SmallRng,
+    now: i64,
+) -> Option<Changed> {
     // Never move time backwards relative to what is stored (generated data ends at GEN_NOW).
     let now = now.max(acct.max_time_stamp());
-    let edit = |acct: &mut AccountData, id: u64, f: &mut dyn FnMut(&mut Customer)| -> Option<Changed> {
-        let mut c = acct.cloned(id)?;
-        f(&mut c);
-        acct.put(c);
-        Some(Changed { ids: vec![id], time_stamp: now })
-    };
+    let edit =
+        |acct: &mut AccountData, id: u64, f: &mut dyn FnMut(&mut Customer)| -> Option<Changed> {
+            let mut c = acct.cloned(id)?;
+            f(&mut c);
+            acct.put(c);
+            Some(Changed {
+                ids: vec![id],
+                time_stamp: now,
+            })
+        };
     match m {
         Mutation::Update(id) => edit(acct, id, &mut |c| {
             if rng.random_bool(0.5) {
                 c.first_name = data::random_name(rng, true);
             }
-            c.last_name = format!("{}{}", data::random_name(rng, false), if rng.random_bool(0.3) { "-Smith" } else { "" });
+            c.last_name = format!(
+                "{}{}",
+                data::random_name(rng, false),
+                if rng.random_bool(0.3) { "-Smith" } else { "" }
+            );
             c.time_stamp = now;
         }),
         Mutation::Create => {
             let id = acct.next_id;
             acct.put(data::new_customer(rng, id, now));
-            Some(Changed { ids: vec![id], time_stamp: now })
+            Some(Changed {
+                ids: vec![id],
+                time_stamp: now,
+            })
         }
         Mutation::Archive(id) => edit(acct, id, &mut |c| {
             c.archived = true;
@@ -83,16 +99,25 @@ pub(crate) fn apply(acct: &mut AccountData, m: Mutation, rng: &mut SmallRng, now
                 c.time_stamp = now;
             }
         }),
-        Mutation::HardDelete(id) => acct.remove(id).map(|_| Changed { ids: vec![id], time_stamp: now }),
+        Mutation::HardDelete(id) => acct.remove(id).map(|_| Changed {
+            ids: vec![id],
+            time_stamp: now,
+        }),
         Mutation::TouchMany { count } => {
             let ids: Vec<u64> = acct.all().map(|e| e.c.id).collect();
-            let picked: Vec<u64> = rand::seq::index::sample(rng, ids.len(), count.min(ids.len())).into_iter().map(|i| ids[i]).collect();
+            let picked: Vec<u64> = rand::seq::index::sample(rng, ids.len(), count.min(ids.len()))
+                .into_iter()
+                .map(|i| ids[i])
+                .collect();
             for id in &picked {
                 let mut c = acct.cloned(*id)?;
                 c.time_stamp = now;
                 acct.put(c);
             }
-            Some(Changed { ids: picked, time_stamp: now })
+            Some(Changed {
+                ids: picked,
+                time_stamp: now,
+            })
         }
     }
 }
@@ -107,7 +132,13 @@ fn anonymize(c: &mut Customer, now: i64) {
     c.company_reg.clear();
     c.dob = Dob::Absent;
     let ts = c.contact.time_stamp;
-    c.contact = data::Contact { time_stamp: ts.max(now), no_email: true, no_phone: true, no_mail: true, ..Default::default() };
+    c.contact = data::Contact {
+        time_stamp: ts.max(now),
+        no_email: true,
+        no_phone: true,
+        no_mail: true,
+        ..Default::default()
+    };
     c.time_stamp = now;
 }
 
@@ -116,8 +147,12 @@ fn contact_edit(c: &mut Customer, rng: &mut SmallRng) {
     let k = &mut c.contact;
     match rng.random_range(0..3) {
         0 => match k.emails.len() {
-            0 => k.emails.push((data::email(&c.first_name, c.id, 0), "Primary")),
-            1 => k.emails.push((data::email(&c.first_name, c.id, 1), "Secondary")),
+            0 => k
+                .emails
+                .push((data::email(&c.first_name, c.id, 0), "Primary")),
+            1 => k
+                .emails
+                .push((data::email(&c.first_name, c.id, 1), "Secondary")),
             _ => {
                 k.emails.pop();
             }
@@ -145,9 +180,17 @@ fn random_mutation(acct: &AccountData, rng: &mut SmallRng) -> Mutation {
         55..63 => Mutation::Archive(id),
         63..66 => Mutation::Unarchive(id),
         66..69 => Mutation::Anonymize(id),
-        69..81 => Mutation::ContactEdit { id, bump_timestamp: true },
-        81..93 => Mutation::ContactEdit { id, bump_timestamp: false },
-        93..97 => Mutation::TouchMany { count: rng.random_range(2..60) },
+        69..81 => Mutation::ContactEdit {
+            id,
+            bump_timestamp: true,
+        },
+        81..93 => Mutation::ContactEdit {
+            id,
+            bump_timestamp: false,
+        },
+        93..97 => Mutation::TouchMany {
+            count: rng.random_range(2..60),
+        },
         _ => Mutation::HardDelete(id),
     }
 }

@@ -26,7 +26,9 @@ fn describe(error: &str) -> &'static str {
             "The provided authorization grant (e.g., authorization code, resource owner credentials) or refresh token is invalid, expired, revoked, does not match the redirection URI used in the authorization request, or was issued to another client."
         }
         "invalid_scope" => "The requested scope is invalid, unknown, or malformed",
-        "unsupported_grant_type" => "The authorization grant type is not supported by the authorization server.",
+        "unsupported_grant_type" => {
+            "The authorization grant type is not supported by the authorization server."
+        }
         _ => "The request could not be processed.",
     }
 }
@@ -40,45 +42,90 @@ fn oauth_error(sh: &Shared, status: u16, error: &str, hint: &str) -> Response {
             _ => {}
         }
     }
-    plain(status, "application/json", json::oauth_error(error, describe(error), hint))
+    plain(
+        status,
+        "application/json",
+        json::oauth_error(error, describe(error), hint),
+    )
 }
 
 fn missing(sh: &Shared, field: &str) -> Response {
-    oauth_error(sh, 400, "invalid_request", &format!("Check the `{field}` parameter"))
+    oauth_error(
+        sh,
+        400,
+        "invalid_request",
+        &format!("Check the `{field}` parameter"),
+    )
 }
 
 /// `GET /auth/oauth/authorize`: validate, record a code, redirect with `code` and `state`.
 /// The account is `account_id` when given (a simulator extension), else the next in turn.
 pub(crate) async fn authorize(State(sh): State<Arc<Shared>>, uri: Uri) -> Response {
-    let p: HashMap<String, String> = url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).into_owned().collect();
+    let p: HashMap<String, String> =
+        url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
     let get = |k: &str| p.get(k).map(String::as_str).filter(|v| !v.is_empty());
     if get("response_type") != Some("code") {
         return missing(&sh, "response_type");
     }
     match get("client_id") {
         None => return missing(&sh, "client_id"),
-        Some(id) if id != sh.cfg.client_id => return oauth_error(&sh, 400, "invalid_client", "Unknown client"),
+        Some(id) if id != sh.cfg.client_id => {
+            return oauth_error(&sh, 400, "invalid_client", "Unknown client");
+        }
         _ => {}
     }
     if get("redirect_uri").is_some_and(|r| r != sh.cfg.redirect_uri) {
-        return oauth_error(&sh, 400, "invalid_request", "Check the `redirect_uri` parameter: it must match the registered one");
+        return oauth_error(
+            &sh,
+            400,
+            "invalid_request",
+            "Check the `redirect_uri` parameter: it must match the registered one",
+        );
     }
     let scope = get("scope").unwrap_or("employee:all").to_string();
-    if let Some(bad) = scope.split([' ', '+']).find(|s| !s.is_empty() && !s.starts_with("employee:")) {
-        return oauth_error(&sh, 400, "invalid_scope", &format!("Check the `{bad}` scope"));
+    if let Some(bad) = scope
+        .split([' ', '+'])
+        .find(|s| !s.is_empty() && !s.starts_with("employee:"))
+    {
+        return oauth_error(
+            &sh,
+            400,
+            "invalid_scope",
+            &format!("Check the `{bad}` scope"),
+        );
     }
-    let challenge = match (get("code_challenge"), get("code_challenge_method").unwrap_or("plain")) {
+    let challenge = match (
+        get("code_challenge"),
+        get("code_challenge_method").unwrap_or("plain"),
+    ) {
         (None, _) => None,
         (Some(c), m @ ("S256" | "plain")) => Some((c.to_string(), m.to_string())),
-        (Some(_), _) => return oauth_error(&sh, 400, "invalid_request", "Code challenge method must be one of `plain` or `S256`"),
+        (Some(_), _) => {
+            return oauth_error(
+                &sh,
+                400,
+                "invalid_request",
+                "Code challenge method must be one of `plain` or `S256`",
+            );
+        }
     };
     let account = match get("account_id").map(str::parse::<u64>) {
         Some(Ok(a)) if sh.data.contains_key(&a) => a,
         Some(_) => return missing(&sh, "account_id"),
-        None => sh.account_ids[sh.next_authorize.fetch_add(1, Ordering::Relaxed) % sh.account_ids.len()],
+        None => {
+            sh.account_ids[sh.next_authorize.fetch_add(1, Ordering::Relaxed) % sh.account_ids.len()]
+        }
     };
-    let code = sh.grants.lock().expect("grants").new_code(account, scope, challenge, Instant::now());
-    let mut location = url::Url::parse(&sh.cfg.redirect_uri).map(|u| u.to_string()).unwrap_or_else(|_| sh.cfg.redirect_uri.clone());
+    let code =
+        sh.grants
+            .lock()
+            .expect("grants")
+            .new_code(account, scope, challenge, Instant::now());
+    let mut location = url::Url::parse(&sh.cfg.redirect_uri)
+        .map(|u| u.to_string())
+        .unwrap_or_else(|_| sh.cfg.redirect_uri.clone());
     location.push(if location.contains('?') { '&' } else { '?' });
     let mut q = url::form_urlencoded::Serializer::new(String::new());
     q.append_pair("code", &code);
@@ -87,15 +134,22 @@ pub(crate) async fn authorize(State(sh): State<Arc<Shared>>, uri: Uri) -> Respon
     }
     location.push_str(&q.finish());
     let mut resp = plain(302, "text/html; charset=UTF-8", String::new());
-    resp.headers_mut().insert(header::LOCATION, HeaderValue::from_str(&location).expect("url is ascii"));
+    resp.headers_mut().insert(
+        header::LOCATION,
+        HeaderValue::from_str(&location).expect("url is ascii"),
+    );
     resp
 }
 
 /// Body parameters from a form-encoded, JSON or multipart body.
 fn params(headers: &HeaderMap, body: &[u8]) -> HashMap<String, String> {
-    let ctype = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let ctype = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if ctype.contains("json") {
-        let v: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body).unwrap_or_default();
+        let v: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(body).unwrap_or_default();
         return v
             .into_iter()
             .map(|(k, v)| (k, v.as_str().map_or_else(|| v.to_string(), str::to_string)))
@@ -120,19 +174,38 @@ fn multipart(body: &[u8], boundary: &str) -> HashMap<String, String> {
 }
 
 /// Check `client_id` and `client_secret` from the body (HTTP Basic is not honoured).
-fn client_ok(sh: &Shared, p: &HashMap<String, String>) -> Result<(), Response> {
+fn client_ok(sh: &Shared, p: &HashMap<String, String>) -> Result<(), Box<Response>> {
     match p.get("client_id").filter(|v| !v.is_empty()) {
-        None => Err(missing(sh, "client_id")),
-        Some(id) if *id == sh.cfg.client_id && p.get("client_secret") == Some(&sh.cfg.client_secret) => Ok(()),
-        Some(_) => Err(oauth_error(sh, 401, "invalid_client", "Client authentication failed")),
+        None => Err(Box::new(missing(sh, "client_id"))),
+        Some(id)
+            if *id == sh.cfg.client_id && p.get("client_secret") == Some(&sh.cfg.client_secret) =>
+        {
+            Ok(())
+        }
+        Some(_) => Err(Box::new(oauth_error(
+            sh,
+            401,
+            "invalid_client",
+            "Client authentication failed",
+        ))),
     }
 }
 
 /// `POST /auth/oauth/token`.
-pub(crate) async fn token(State(sh): State<Arc<Shared>>, method: Method, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn token(
+    State(sh): State<Arc<Shared>>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     sh.counters.lock().expect("counters").token_requests += 1;
     if method != Method::POST {
-        return oauth_error(&sh, 405, "invalid_request", "The token endpoint only accepts POST");
+        return oauth_error(
+            &sh,
+            405,
+            "invalid_request",
+            "The token endpoint only accepts POST",
+        );
     }
     let p = params(&headers, &body);
     let grant_type = p.get("grant_type").map(String::as_str).unwrap_or("");
@@ -140,28 +213,52 @@ pub(crate) async fn token(State(sh): State<Arc<Shared>>, method: Method, headers
         return missing(&sh, "grant_type");
     }
     if !matches!(grant_type, "authorization_code" | "refresh_token") {
-        return oauth_error(&sh, 400, "unsupported_grant_type", "Check that all required parameters have been provided");
+        return oauth_error(
+            &sh,
+            400,
+            "unsupported_grant_type",
+            "Check that all required parameters have been provided",
+        );
     }
     if let Err(r) = client_ok(&sh, &p) {
-        return r;
+        return *r;
     }
     let field = |k: &str| p.get(k).map(String::as_str).filter(|v| !v.is_empty());
     let (now, wall) = (Instant::now(), sh.clock.wall());
     let result = if grant_type == "authorization_code" {
-        let Some(code) = field("code") else { return missing(&sh, "code") };
-        sh.grants.lock().expect("grants").exchange(code, field("code_verifier"), now, wall)
+        let Some(code) = field("code") else {
+            return missing(&sh, "code");
+        };
+        sh.grants
+            .lock()
+            .expect("grants")
+            .exchange(code, field("code_verifier"), now, wall)
     } else {
-        let Some(refresh) = field("refresh_token") else { return missing(&sh, "refresh_token") };
+        let Some(refresh) = field("refresh_token") else {
+            return missing(&sh, "refresh_token");
+        };
         if field("scope").is_some() {
             // Worst case of timothydc #36: a `scope` on refresh is refused as invalid_grant.
-            return oauth_error(&sh, 400, "invalid_grant", "The `scope` parameter is not accepted when refreshing");
+            return oauth_error(
+                &sh,
+                400,
+                "invalid_grant",
+                "The `scope` parameter is not accepted when refreshing",
+            );
         }
-        sh.grants.lock().expect("grants").refresh(refresh, now, wall)
+        sh.grants
+            .lock()
+            .expect("grants")
+            .refresh(refresh, now, wall)
     };
     match result {
         Ok(pair) => {
             let mut c = sh.counters.lock().expect("counters");
-            if grant_type == "authorization_code" { c.code_exchanges += 1 } else { c.refreshes += 1 }
+            if grant_type == "authorization_code" {
+                c.code_exchanges += 1
+            } else {
+                c.refreshes += 1
+            }
             drop(c);
             token_response(&pair)
         }
@@ -177,20 +274,35 @@ fn token_response(pair: &TokenPair) -> Response {
         "refresh_token": pair.refresh_token,
     });
     let mut resp = plain(200, "application/json; charset=UTF-8", body.to_string());
-    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }
 
 /// `POST /auth/oauth/revoke`: revokes the whole chain of the given refresh token.
-pub(crate) async fn revoke(State(sh): State<Arc<Shared>>, method: Method, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn revoke(
+    State(sh): State<Arc<Shared>>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if method != Method::POST {
-        return oauth_error(&sh, 405, "invalid_request", "The revoke endpoint only accepts POST");
+        return oauth_error(
+            &sh,
+            405,
+            "invalid_request",
+            "The revoke endpoint only accepts POST",
+        );
     }
     let p = params(&headers, &body);
     if let Err(r) = client_ok(&sh, &p) {
-        return r;
+        return *r;
     }
-    let Some(token) = p.get("refresh_token").or_else(|| p.get("token")).filter(|t| !t.is_empty()) else {
+    let Some(token) = p
+        .get("refresh_token")
+        .or_else(|| p.get("token"))
+        .filter(|t| !t.is_empty())
+    else {
         return missing(&sh, "refresh_token");
     };
     sh.grants.lock().expect("grants").revoke_chain(token);

@@ -56,7 +56,14 @@ pub(crate) struct PageOut<'a> {
 
 const SORTS: &str = "customerID, timeStamp, firstName, lastName";
 const RELATIONS: &[&str] = &[
-    "Contact", "CustomerType", "Discount", "Note", "TaxCategory", "CreditAccount", "Tags", "CustomFieldValues",
+    "Contact",
+    "CustomerType",
+    "Discount",
+    "Note",
+    "TaxCategory",
+    "CreditAccount",
+    "Tags",
+    "CustomFieldValues",
     "CustomFieldValues.value",
 ];
 
@@ -77,7 +84,9 @@ pub(crate) fn parse(raw: &str) -> Result<ListQuery, String> {
     };
     let mut paging_params = false;
     for segment in raw.split('&').filter(|s| !s.is_empty()) {
-        let Some((k, v)) = url::form_urlencoded::parse(segment.as_bytes()).next() else { continue };
+        let Some((k, v)) = url::form_urlencoded::parse(segment.as_bytes()).next() else {
+            continue;
+        };
         let carry = !matches!(&*k, "limit" | "sort" | "after" | "before");
         if carry {
             q.carry.push(segment.to_string());
@@ -92,7 +101,9 @@ pub(crate) fn parse(raw: &str) -> Result<ListQuery, String> {
             "archived" => q.archived = parse_archived(&v)?,
             "load_relations" => q.contact = parse_relations(&v)?,
             "count" => q.count = matches!(v.trim(), "1" | "true"),
-            "timeStamp" => q.filters.push((SortField::TimeStamp, parse_filter(&v, true)?)),
+            "timeStamp" => q
+                .filters
+                .push((SortField::TimeStamp, parse_filter(&v, true)?)),
             "customerID" => q.filters.push((SortField::Id, parse_filter(&v, false)?)),
             _ => {}
         }
@@ -106,7 +117,8 @@ pub(crate) fn parse(raw: &str) -> Result<ListQuery, String> {
     if q.sort == SortField::TimeStamp {
         for cursor in [&mut q.after, &mut q.before].into_iter().flatten() {
             if let Key::Str(s) = &cursor.0 {
-                cursor.0 = Key::Int(parse_ts(s).ok_or_else(|| format!("Invalid cursor value '{s}'."))?);
+                cursor.0 =
+                    Key::Int(parse_ts(s).ok_or_else(|| format!("Invalid cursor value '{s}'."))?);
             }
         }
     }
@@ -129,7 +141,11 @@ fn parse_sort(v: &str, q: &mut ListQuery) -> Result<(), String> {
         "timeStamp" => SortField::TimeStamp,
         "firstName" => SortField::FirstName,
         "lastName" => SortField::LastName,
-        _ => return Err(format!("Invalid sort field '{v}'. Allowed sort fields are: {SORTS}.")),
+        _ => {
+            return Err(format!(
+                "Invalid sort field '{v}'. Allowed sort fields are: {SORTS}."
+            ));
+        }
     };
     q.desc = desc;
     q.sort_raw = v.to_string();
@@ -141,7 +157,9 @@ fn parse_archived(v: &str) -> Result<Archived, String> {
         "false" | "0" => Ok(Archived::Active),
         "true" | "1" => Ok(Archived::Both),
         "only" => Ok(Archived::Only),
-        _ => Err(format!("Invalid value for archived: '{v}'. Use true, false or only.")),
+        _ => Err(format!(
+            "Invalid value for archived: '{v}'. Use true, false or only."
+        )),
     }
 }
 
@@ -150,8 +168,9 @@ fn parse_relations(v: &str) -> Result<bool, String> {
     if v.trim() == "all" {
         return Ok(true);
     }
-    let names: Vec<String> =
-        serde_json::from_str(v).map_err(|_| format!("load_relations must be a JSON array of relation names, got '{v}'."))?;
+    let names: Vec<String> = serde_json::from_str(v).map_err(|_| {
+        format!("load_relations must be a JSON array of relation names, got '{v}'.")
+    })?;
     if let Some(bad) = names.iter().find(|n| !RELATIONS.contains(&n.as_str())) {
         return Err(format!("Invalid relation '{bad}' for Customer."));
     }
@@ -162,15 +181,30 @@ fn parse_relations(v: &str) -> Result<bool, String> {
 fn parse_filter(v: &str, is_ts: bool) -> Result<Op, String> {
     let value = |s: &str| -> Result<i64, String> {
         let s = s.trim().trim_matches('"');
-        let parsed = if is_ts { parse_ts(s) } else { s.parse::<i64>().ok() };
-        parsed.ok_or_else(|| format!("Invalid {} value '{s}'.", if is_ts { "timeStamp" } else { "customerID" }))
+        let parsed = if is_ts {
+            parse_ts(s)
+        } else {
+            s.parse::<i64>().ok()
+        };
+        parsed.ok_or_else(|| {
+            format!(
+                "Invalid {} value '{s}'.",
+                if is_ts { "timeStamp" } else { "customerID" }
+            )
+        })
     };
-    const OPS: &[&str] = &["><,", ">=,", "<=,", "!=,", "!~,", ">,", "<,", "=,", "~,", "IN,"];
-    let Some(op) = OPS.iter().find(|op| v.starts_with(**op)) else { return Ok(Op::Eq(value(v)?)) };
+    const OPS: &[&str] = &[
+        "><,", ">=,", "<=,", "!=,", "!~,", ">,", "<,", "=,", "~,", "IN,",
+    ];
+    let Some(op) = OPS.iter().find(|op| v.starts_with(**op)) else {
+        return Ok(Op::Eq(value(v)?));
+    };
     let rest = &v[op.len()..];
     Ok(match *op {
         "><," => {
-            let (a, b) = rest.split_once(',').ok_or("Between (><) needs two comma-separated values.")?;
+            let (a, b) = rest
+                .split_once(',')
+                .ok_or("Between (><) needs two comma-separated values.")?;
             Op::Between(value(a)?, value(b)?)
         }
         ">=," => Op::Ge(value(rest)?),
@@ -180,15 +214,27 @@ fn parse_filter(v: &str, is_ts: bool) -> Result<Op, String> {
         "<," => Op::Lt(value(rest)?),
         "=," => Op::Eq(value(rest)?),
         "IN," => {
-            let inner = rest.trim().strip_prefix('[').and_then(|r| r.strip_suffix(']'));
+            let inner = rest
+                .trim()
+                .strip_prefix('[')
+                .and_then(|r| r.strip_suffix(']'));
             let inner = inner.ok_or("IN needs a bracketed list, e.g. IN,[1,2,3].")?;
-            let values = inner.split(',').filter(|s| !s.trim().is_empty()).map(value).collect::<Result<Vec<_>, _>>()?;
+            let values = inner
+                .split(',')
+                .filter(|s| !s.trim().is_empty())
+                .map(value)
+                .collect::<Result<Vec<_>, _>>()?;
             if values.len() > 100 {
                 return Err("IN accepts at most 100 values.".into());
             }
             Op::In(values)
         }
-        _ => return Err(format!("Operator '{}' is not supported on this field.", op.trim_end_matches(','))),
+        _ => {
+            return Err(format!(
+                "Operator '{}' is not supported on this field.",
+                op.trim_end_matches(',')
+            ));
+        }
     })
 }
 
@@ -197,9 +243,14 @@ fn parse_filter(v: &str, is_ts: bool) -> Result<Op, String> {
 pub(crate) fn parse_ts(s: &str) -> Option<i64> {
     let s = s.trim_start();
     if s.len() == 10 {
-        return NaiveDateTime::parse_from_str(&format!("{s}T00:00:00"), "%Y-%m-%dT%H:%M:%S").ok().map(|d| d.and_utc().timestamp());
+        return NaiveDateTime::parse_from_str(&format!("{s}T00:00:00"), "%Y-%m-%dT%H:%M:%S")
+            .ok()
+            .map(|d| d.and_utc().timestamp());
     }
-    let local = NaiveDateTime::parse_from_str(s.get(..19)?, "%Y-%m-%dT%H:%M:%S").ok()?.and_utc().timestamp();
+    let local = NaiveDateTime::parse_from_str(s.get(..19)?, "%Y-%m-%dT%H:%M:%S")
+        .ok()?
+        .and_utc()
+        .timestamp();
     let off = &s[19..];
     let offset = match off {
         "" | "Z" => 0,
@@ -223,14 +274,19 @@ pub(crate) fn parse_ts(s: &str) -> Option<i64> {
 /// Decode `after`/`before`: base64 of a JSON array `[value]` or `[value, id]`.
 fn parse_cursor(v: &str) -> Result<(Key, Option<u64>), String> {
     let bad = || format!("Invalid cursor '{v}'.");
-    let bytes = STANDARD.decode(v.trim().replace(' ', "+")).map_err(|_| bad())?;
+    let bytes = STANDARD
+        .decode(v.trim().replace(' ', "+"))
+        .map_err(|_| bad())?;
     let arr: Vec<serde_json::Value> = serde_json::from_slice(&bytes).map_err(|_| bad())?;
     let key = match arr.first() {
         Some(serde_json::Value::Number(n)) => Key::Int(n.as_i64().ok_or_else(bad)?),
         Some(serde_json::Value::String(s)) => Key::Str(s.clone()),
         _ => return Err(bad()),
     };
-    let id = arr.get(1).and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())));
+    let id = arr.get(1).and_then(|v| {
+        v.as_u64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+    });
     Ok((key, id))
 }
 
@@ -244,7 +300,11 @@ impl ListQuery {
         };
         archived_ok
             && self.filters.iter().all(|(field, op)| {
-                let v = if *field == SortField::Id { e.c.id as i64 } else { e.c.time_stamp };
+                let v = if *field == SortField::Id {
+                    e.c.id as i64
+                } else {
+                    e.c.time_stamp
+                };
                 match op {
                     Op::Eq(x) => v == *x,
                     Op::Ne(x) => v != *x,
@@ -263,7 +323,11 @@ impl ListQuery {
         if self.count {
             return 10.0;
         }
-        1.0 + if self.contact { if list { 0.2 } else { 0.1 } } else { 0.0 }
+        1.0 + if self.contact {
+            if list { 0.2 } else { 0.1 }
+        } else {
+            0.0
+        }
     }
 
     /// Run the query on `acct`: one page of records plus next/previous cursors.
@@ -276,22 +340,34 @@ impl ListQuery {
         };
         // `up` is the index direction: ascending sorts walk up when going forward.
         let up = forward != self.desc;
-        let mut page: Vec<&Entry> = acct.walk(self.sort, up, from).filter(|e| self.matches(e)).take(self.limit).collect();
+        let mut page: Vec<&Entry> = acct
+            .walk(self.sort, up, from)
+            .filter(|e| self.matches(e))
+            .take(self.limit)
+            .collect();
         if !forward {
             page.reverse();
         }
         let cursor_of = |e: &Entry| (e.key(self.sort), by_id.then_some(e.c.id));
-        let exists_past = |e: &Entry, up: bool| acct.walk(self.sort, up, Some(cursor_of(e))).any(|x| self.matches(x));
+        let exists_past = |e: &Entry, up: bool| {
+            acct.walk(self.sort, up, Some(cursor_of(e)))
+                .any(|x| self.matches(x))
+        };
         let (next, previous) = match (page.first(), page.last()) {
             (Some(first), Some(last)) => {
                 let next = exists_past(last, !self.desc).then(|| self.encode(last, by_id));
                 let paged = self.after.is_some() || self.before.is_some();
-                let previous = (paged && exists_past(first, self.desc)).then(|| self.encode(first, by_id));
+                let previous =
+                    (paged && exists_past(first, self.desc)).then(|| self.encode(first, by_id));
                 (next, previous)
             }
             _ => (None, None),
         };
-        PageOut { records: page.iter().map(|e| e.json(self.contact)).collect(), next, previous }
+        PageOut {
+            records: page.iter().map(|e| e.json(self.contact)).collect(),
+            next,
+            previous,
+        }
     }
 
     /// The cursor for record `e`: base64 of `[sort value]` (or `[sort value, id]`).

@@ -64,12 +64,24 @@ pub(crate) struct Limits {
 impl Limits {
     /// Limiters with the given parameters (`enabled == false` admits and charges nothing).
     pub(crate) fn new(enabled: bool, size: f64, drip: f64, burst_limit: u32) -> Self {
-        Limits { enabled, size, drip, burst_limit, epoch: Instant::now(), buckets: HashMap::new() }
+        Limits {
+            enabled,
+            size,
+            drip,
+            burst_limit,
+            epoch: Instant::now(),
+            buckets: HashMap::new(),
+        }
     }
 
     fn bucket(&mut self, account: u64, now: Instant) -> &mut Bucket {
         let (drip, epoch) = (self.drip, self.epoch);
-        let b = self.buckets.entry(account).or_insert(Bucket { level: 0.0, last: now, window: 0, in_window: 0 });
+        let b = self.buckets.entry(account).or_insert(Bucket {
+            level: 0.0,
+            last: now,
+            window: 0,
+            in_window: 0,
+        });
         let elapsed = now.saturating_duration_since(b.last).as_secs_f64();
         b.level = (b.level - elapsed * drip).max(0.0);
         b.last = now;
@@ -89,11 +101,17 @@ impl Limits {
         let (size, drip, burst_limit) = (self.size, self.drip, self.burst_limit);
         let b = self.bucket(account, now);
         if burst_limit > 0 && b.in_window >= burst_limit {
-            return Err(Throttle { kind: LimitKind::Burst, retry_after: 1 });
+            return Err(Throttle {
+                kind: LimitKind::Burst,
+                retry_after: 1,
+            });
         }
         if b.level > size {
             let wait = ((b.level - size) / drip).ceil().max(1.0);
-            return Err(Throttle { kind: LimitKind::Bucket, retry_after: wait as u64 });
+            return Err(Throttle {
+                kind: LimitKind::Bucket,
+                retry_after: wait as u64,
+            });
         }
         b.in_window += 1;
         Ok(())
@@ -110,7 +128,13 @@ impl Limits {
     pub(crate) fn levels(&mut self, account: u64, now: Instant) -> Levels {
         let (size, drip, burst_limit) = (self.size, self.drip, self.burst_limit);
         let b = *self.bucket(account, now);
-        Levels { level: b.level, size, drip, burst: b.in_window, burst_limit }
+        Levels {
+            level: b.level,
+            size,
+            drip,
+            burst: b.in_window,
+            burst_limit,
+        }
     }
 }
 
@@ -118,7 +142,11 @@ impl Limits {
 pub(crate) fn num(x: f64) -> String {
     let s = format!("{x:.12}");
     let s = s.trim_end_matches('0').trim_end_matches('.');
-    if s.is_empty() || s == "-" { "0".into() } else { s.into() }
+    if s.is_empty() || s == "-" {
+        "0".into()
+    } else {
+        s.into()
+    }
 }
 
 #[cfg(test)]

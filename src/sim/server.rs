@@ -22,7 +22,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/auth/oauth/token", any(oauth::token))
         .route("/auth/oauth/revoke", any(oauth::revoke))
         .fallback(api::handle)
-        .layer(axum::middleware::map_response_with_state(shared.clone(), count_status))
+        .layer(axum::middleware::map_response_with_state(
+            shared.clone(),
+            count_status,
+        ))
         .with_state(shared)
 }
 
@@ -50,7 +53,7 @@ pub(crate) async fn run(listener: TcpListener, app: Router, cancel: Cancellation
         let _ = stream.set_nodelay(true);
         let svc = TowerToHyperService::new(app.clone());
         let cancel = cancel.clone();
-        let title_case = n % 2 == 0;
+        let title_case = n.is_multiple_of(2);
         tokio::spawn(async move {
             let mut b = hyper::server::conn::http1::Builder::new();
             b.title_case_headers(title_case);

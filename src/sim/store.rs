@@ -89,7 +89,11 @@ impl AccountData {
         self.by_ts.insert((c.time_stamp, c.id));
         self.by_first.insert((c.first_name.clone(), c.id));
         self.by_last.insert((c.last_name.clone(), c.id));
-        let entry = Entry { c, plain: OnceLock::new(), full: OnceLock::new() };
+        let entry = Entry {
+            c,
+            plain: OnceLock::new(),
+            full: OnceLock::new(),
+        };
         self.customers.insert(entry.c.id, entry);
     }
 
@@ -123,22 +127,35 @@ impl AccountData {
     }
 
     /// Customer entries in index order of `field`, strictly after `from`; `up` walks ascending.
-    pub(crate) fn walk(&self, field: SortField, up: bool, from: From) -> Box<dyn Iterator<Item = &Entry> + '_> {
+    pub(crate) fn walk(
+        &self,
+        field: SortField,
+        up: bool,
+        from: From,
+    ) -> Box<dyn Iterator<Item = &Entry> + '_> {
         let ids: Box<dyn Iterator<Item = u64> + '_> = match field {
             SortField::Id => {
                 let k = from.map(|(k, _)| int(&k) as u64);
                 match (up, k) {
                     (true, None) => Box::new(self.customers.keys().copied()),
-                    (true, Some(k)) => Box::new(self.customers.range((Excluded(k), Unbounded)).map(|(id, _)| *id)),
+                    (true, Some(k)) => Box::new(
+                        self.customers
+                            .range((Excluded(k), Unbounded))
+                            .map(|(id, _)| *id),
+                    ),
                     (false, None) => Box::new(self.customers.keys().rev().copied()),
-                    (false, Some(k)) => Box::new(self.customers.range(..k).rev().map(|(id, _)| *id)),
+                    (false, Some(k)) => {
+                        Box::new(self.customers.range(..k).rev().map(|(id, _)| *id))
+                    }
                 }
             }
             SortField::TimeStamp => {
                 let from = from.map(|(k, id)| (int(&k), id));
                 walk_set(&self.by_ts, up, from)
             }
-            SortField::FirstName => walk_set(&self.by_first, up, from.map(|(k, id)| (string(k), id))),
+            SortField::FirstName => {
+                walk_set(&self.by_first, up, from.map(|(k, id)| (string(k), id)))
+            }
             SortField::LastName => walk_set(&self.by_last, up, from.map(|(k, id)| (string(k), id))),
         };
         Box::new(ids.filter_map(|id| self.customers.get(&id)))

@@ -20,7 +20,10 @@ fn element(out: &mut String, name: &str, v: &Value) {
     out.push_str(name);
     if let Some(Value::Object(attrs)) = v.get("@attributes") {
         for (k, a) in attrs {
-            out.push_str(&format!(" {k}=\"{}\"", escape(a.as_str().unwrap_or_default())));
+            out.push_str(&format!(
+                " {k}=\"{}\"",
+                escape(a.as_str().unwrap_or_default())
+            ));
         }
     }
     out.push('>');
@@ -43,5 +46,8 @@ fn element(out: &mut String, name: &str, v: &Value) {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
