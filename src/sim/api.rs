@@ -112,7 +112,7 @@ pub(crate) async fn handle(
     let xml = accept_xml(json_suffix);
     let account = match authenticate(&sh, &headers) {
         Ok(a) => a,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     if route.account().is_some_and(|a| a != account) {
         let out = Out::error(
@@ -132,12 +132,12 @@ pub(crate) async fn handle(
         );
         return respond(&sh, out, xml, "error", Some(account));
     }
-    if let Err(t) = sh
+    let admitted = sh
         .limits
         .lock()
         .expect("limits")
-        .admit(account, Instant::now())
-    {
+        .admit(account, Instant::now());
+    if let Err(t) = admitted {
         return throttled(&sh, t, account, xml);
     }
     let fault = sh.faults.lock().expect("faults").next();
@@ -163,7 +163,7 @@ pub(crate) async fn handle(
 }
 
 /// The account of the bearer token, or the 401 response (§8: two body shapes).
-fn authenticate(sh: &Shared, headers: &HeaderMap) -> Result<u64, Response> {
+fn authenticate(sh: &Shared, headers: &HeaderMap) -> Result<u64, Box<Response>> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -176,7 +176,7 @@ fn authenticate(sh: &Shared, headers: &HeaderMap) -> Result<u64, Response> {
             "Invalid username/password or API key.",
             "BadAuthenticationRequestError",
         );
-        return Err(plain(401, "application/json", body));
+        return Err(Box::new(plain(401, "application/json", body)));
     };
     let verdict = sh
         .grants
@@ -201,7 +201,7 @@ fn authenticate(sh: &Shared, headers: &HeaderMap) -> Result<u64, Response> {
             "The resource owner or authorization server denied the request.",
             hint,
         );
-        plain(401, "application/json", body)
+        Box::new(plain(401, "application/json", body))
     })
 }
 

@@ -113,9 +113,22 @@ pub(crate) fn dropping_body(body: String) -> Body {
         cut -= 1;
     }
     let first = Bytes::from(body[..cut].to_string());
-    let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
-        Ok(first),
-        Err(std::io::Error::other("simulated dropped connection")),
-    ];
-    Body::from_stream(futures::stream::iter(chunks))
+    // Yield once between the chunk and the error so hyper flushes the head and the first bytes.
+    let stream = futures::stream::unfold(0u8, move |step| {
+        let first = first.clone();
+        async move {
+            match step {
+                0 => Some((Ok(first), 1)),
+                1 => {
+                    tokio::task::yield_now().await;
+                    Some((
+                        Err(std::io::Error::other("simulated dropped connection")),
+                        2,
+                    ))
+                }
+                _ => None,
+            }
+        }
+    });
+    Body::from_stream(stream)
 }

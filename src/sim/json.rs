@@ -212,7 +212,7 @@ pub(crate) fn account_detail(id: u64, name: &str) -> String {
     );
     o.push_str(",\"defaultCurrency\":{\"code\":\"CAD\",\"symbol\":\"$\"}");
     o.push_str(",\"purchasingCurrencies\":{\"purchasingCurrency\":");
-    let currencies = if id % 2 == 0 {
+    let currencies = if id.is_multiple_of(2) {
         &["CAD"][..]
     } else {
         &["CAD", "USD", "EUR"][..]

@@ -174,20 +174,20 @@ fn multipart(body: &[u8], boundary: &str) -> HashMap<String, String> {
 }
 
 /// Check `client_id` and `client_secret` from the body (HTTP Basic is not honoured).
-fn client_ok(sh: &Shared, p: &HashMap<String, String>) -> Result<(), Response> {
+fn client_ok(sh: &Shared, p: &HashMap<String, String>) -> Result<(), Box<Response>> {
     match p.get("client_id").filter(|v| !v.is_empty()) {
-        None => Err(missing(sh, "client_id")),
+        None => Err(Box::new(missing(sh, "client_id"))),
         Some(id)
             if *id == sh.cfg.client_id && p.get("client_secret") == Some(&sh.cfg.client_secret) =>
         {
             Ok(())
         }
-        Some(_) => Err(oauth_error(
+        Some(_) => Err(Box::new(oauth_error(
             sh,
             401,
             "invalid_client",
             "Client authentication failed",
-        )),
+        ))),
     }
 }
 
@@ -221,7 +221,7 @@ pub(crate) async fn token(
         );
     }
     if let Err(r) = client_ok(&sh, &p) {
-        return r;
+        return *r;
     }
     let field = |k: &str| p.get(k).map(String::as_str).filter(|v| !v.is_empty());
     let (now, wall) = (Instant::now(), sh.clock.wall());
@@ -296,7 +296,7 @@ pub(crate) async fn revoke(
     }
     let p = params(&headers, &body);
     if let Err(r) = client_ok(&sh, &p) {
-        return r;
+        return *r;
     }
     let Some(token) = p
         .get("refresh_token")

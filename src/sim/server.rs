@@ -53,7 +53,7 @@ pub(crate) async fn run(listener: TcpListener, app: Router, cancel: Cancellation
         let _ = stream.set_nodelay(true);
         let svc = TowerToHyperService::new(app.clone());
         let cancel = cancel.clone();
-        let title_case = n % 2 == 0;
+        let title_case = n.is_multiple_of(2);
         tokio::spawn(async move {
             let mut b = hyper::server::conn::http1::Builder::new();
             b.title_case_headers(title_case);

@@ -1,1 +1,14 @@
-//! Integration tests of the R-Series simulator.
+//! Integration tests of the R-Series simulator (`lightspeed_sync::sim`), over real HTTP.
+
+mod auth;
+mod determinism;
+mod faults;
+mod filters;
+mod helpers;
+mod mutations;
+mod oauth;
+mod pagination;
+mod ratelimit;
+mod rotation;
+mod shapes;
+mod throughput;
