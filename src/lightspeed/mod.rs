@@ -6,6 +6,7 @@ pub mod api;
 pub mod error;
 pub mod pacing;
 pub mod query;
+pub mod request;
 pub mod retry;
 pub mod wire;
 
