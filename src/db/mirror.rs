@@ -7,10 +7,11 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use sqlx::PgConnection;
 
 /// One customer as the mirror stores it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct CustomerRow {
     /// Lightspeed customerID.
     pub customer_id: i64,
@@ -51,7 +52,7 @@ pub struct CustomerRow {
     /// timeStamp (last modified upstream)
     pub updated_at: DateTime<Utc>,
     /// The whole record as received.
-    pub raw: Value,
+    pub raw: Box<RawValue>,
     /// Contact emails: (address, useType).
     pub emails: Vec<(String, String)>,
     /// Contact phones: (number, useType).
@@ -178,7 +179,11 @@ pub async fn upsert_customers(
     )
     .bind(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.updated_at).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.raw.clone()).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|r| sqlx::types::Json(r.raw.as_ref()))
+            .collect::<Vec<_>>(),
+    )
     .fetch_all(&mut *conn)
     .await?;
 

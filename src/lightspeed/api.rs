@@ -1,29 +1,24 @@
 //! [`ApiClient`]: GET requests to the R-Series API with per-account pacing, retries (5xx, timeouts,
 //! dropped connections and bodies, `400 … Please try again later.`), 429 handling (`Retry-After`),
 //! 401 → refresh once → retry, and the typed page calls the sync engine uses. Pagination is the
-//! caller's loop: each [`Page`] carries `next`, followed verbatim.
+//! caller's loop: each [`Page`] carries `next`, followed verbatim. The request loop itself is in
+//! `request.rs`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, HeaderMap, HeaderValue};
-use secrecy::{ExposeSecret, SecretString};
 use tracing::Instrument;
 use url::Url;
 
-use super::error::{ApiError, excerpt};
+use super::TokenProvider;
+use super::error::ApiError;
 use super::pacing::Pacer;
 use super::query::{self, CustomerQuery};
-use super::retry::{self, Backoff, Verdict};
+use super::retry::Backoff;
 use super::wire::{self, Account, AccountDetail, Customer, WireError};
-use super::{AuthFailure, TokenProvider};
 use crate::config::LightspeedSettings;
-
-/// 429s in a row after which a call gives up.
-pub const MAX_THROTTLED_IN_A_ROW: u32 = 20;
 
 /// What one call cost: requests sent, 429s, retries and time spent waiting.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -82,16 +77,16 @@ pub struct Fetched<T> {
 /// so use one per process.
 #[derive(Clone)]
 pub struct ApiClient {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
 }
 
-struct Inner {
-    http: reqwest::Client,
-    api_base: Url,
-    tokens: Arc<dyn TokenProvider>,
-    max_attempts: u32,
-    backoff: Backoff,
-    pacers: Mutex<HashMap<u64, Arc<Pacer>>>,
+pub(super) struct Inner {
+    pub(super) http: reqwest::Client,
+    pub(super) api_base: Url,
+    pub(super) tokens: Arc<dyn TokenProvider>,
+    pub(super) max_attempts: u32,
+    pub(super) backoff: Backoff,
+    pub(super) pacers: Mutex<HashMap<u64, Arc<Pacer>>>,
 }
 
 impl std::fmt::Debug for ApiClient {
@@ -101,14 +96,6 @@ impl std::fmt::Debug for ApiClient {
             .field("max_attempts", &self.inner.max_attempts)
             .finish_non_exhaustive()
     }
-}
-
-/// Why a request got no complete response.
-enum SendError {
-    /// Worth retrying: timeout, connection error, cut body.
-    Transient(String),
-    /// The request could not even be built (a token that is not a valid header value).
-    Invalid(String),
 }
 
 impl ApiClient {
@@ -268,206 +255,4 @@ impl ApiClient {
         .instrument(span)
         .await
     }
-
-    /// One successful (2xx) body, after as many tries as allowed, and whether it was delimited only
-    /// by the connection closing (no `Content-Length`, not chunked).
-    async fn get_bytes(
-        &self,
-        account_id: u64,
-        url: &Url,
-        stats: &mut CallStats,
-        failures: &mut u32,
-    ) -> Result<(Bytes, bool), ApiError> {
-        let auth_err = |source: AuthFailure| ApiError::Auth {
-            url: url.clone(),
-            source,
-        };
-        let pacer = self.pacer(account_id);
-        let mut token = self
-            .inner
-            .tokens
-            .access_token(account_id)
-            .await
-            .map_err(auth_err)?;
-        let mut refreshed = false;
-        let mut throttled_in_a_row = 0;
-        loop {
-            let slot = pacer.acquire().await;
-            record_wait(stats, slot.waited());
-            stats.requests += 1;
-            let (status, headers, body) = match self.send(url, &token, slot).await {
-                Ok(response) => response,
-                Err(SendError::Invalid(reason)) => {
-                    return Err(auth_err(AuthFailure {
-                        account_id,
-                        needs_reauth: false,
-                        message: reason,
-                    }));
-                }
-                Err(SendError::Transient(reason)) => {
-                    metrics::counter!("lightspeed_api_requests_total", "status" => "error")
-                        .increment(1);
-                    self.transient(url, failures, None, stats, reason).await?;
-                    continue;
-                }
-            };
-            metrics::counter!("lightspeed_api_requests_total", "status" => status.as_str().to_owned()).increment(1);
-            let verdict = retry::classify(status, &body);
-            if verdict != Verdict::Throttled {
-                throttled_in_a_row = 0;
-            }
-            match verdict {
-                Verdict::Success => {
-                    let framed = headers.contains_key(reqwest::header::CONTENT_LENGTH)
-                        || headers.contains_key(reqwest::header::TRANSFER_ENCODING);
-                    return Ok((body, !framed));
-                }
-                Verdict::Unauthorized if !refreshed => {
-                    tracing::debug!(
-                        account.id = account_id,
-                        "401: refreshing the access token once"
-                    );
-                    token = self
-                        .inner
-                        .tokens
-                        .token_rejected(account_id, &token)
-                        .await
-                        .map_err(auth_err)?;
-                    refreshed = true;
-                    stats.refreshes += 1;
-                }
-                Verdict::Unauthorized => return Err(ApiError::Unauthorized { url: url.clone() }),
-                Verdict::Throttled => {
-                    stats.throttled += 1;
-                    throttled_in_a_row += 1;
-                    let kind = retry::rate_limit_type(&headers).unwrap_or_else(|| "unknown".into());
-                    let burst = kind.contains("burst") || excerpt(&body, 500).contains("burst");
-                    let wait = retry::retry_after(&headers);
-                    metrics::counter!("lightspeed_api_throttled_total", "type" => kind.clone())
-                        .increment(1);
-                    tracing::debug!(account.id = account_id, throttle.kind = %kind, retry_after = ?wait, "429");
-                    if throttled_in_a_row >= MAX_THROTTLED_IN_A_ROW {
-                        return Err(ApiError::Throttled {
-                            url: url.clone(),
-                            count: throttled_in_a_row,
-                        });
-                    }
-                    pacer.throttled(burst, wait);
-                }
-                Verdict::Transient => {
-                    let reason = format!("HTTP {status}: {}", excerpt(&body, 200));
-                    self.transient(url, failures, retry::retry_after(&headers), stats, reason)
-                        .await?;
-                }
-                Verdict::Fatal => {
-                    return Err(ApiError::Status {
-                        status: status.as_u16(),
-                        url: url.clone(),
-                        body: excerpt(&body, 300),
-                    });
-                }
-            }
-        }
-    }
-
-    /// Send one GET; the pacer learns from the headers as soon as they arrive.
-    async fn send(
-        &self,
-        url: &Url,
-        token: &SecretString,
-        slot: super::pacing::Slot<'_>,
-    ) -> Result<(StatusCode, HeaderMap, Bytes), SendError> {
-        let request = self
-            .inner
-            .http
-            .get(url.clone())
-            .bearer_auth(token.expose_secret())
-            .build()
-            .map_err(|_| {
-                SendError::Invalid("the access token is not a valid HTTP header value".into())
-            })?;
-        let response = self
-            .inner
-            .http
-            .execute(request)
-            .await
-            .map_err(|e| SendError::Transient(describe(&e)))?;
-        let (status, headers) = (response.status(), response.headers().clone());
-        slot.finish(&headers);
-        tracing::debug!(
-            http.status = status.as_u16(),
-            bucket = headers
-                .get("x-ls-api-bucket-level")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or(""),
-            "response"
-        );
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| SendError::Transient(describe(&e)))?;
-        Ok((status, headers, body))
-    }
-
-    /// Count a transient failure; give up when attempts are spent, else back off.
-    async fn transient(
-        &self,
-        url: &Url,
-        failures: &mut u32,
-        retry_after: Option<Duration>,
-        stats: &mut CallStats,
-        reason: String,
-    ) -> Result<(), ApiError> {
-        *failures += 1;
-        if *failures >= self.inner.max_attempts {
-            return Err(ApiError::Unavailable {
-                url: url.clone(),
-                attempts: *failures,
-                reason,
-            });
-        }
-        self.back_off(*failures, retry_after, stats, &reason).await;
-        Ok(())
-    }
-
-    async fn back_off(
-        &self,
-        failures: u32,
-        retry_after: Option<Duration>,
-        stats: &mut CallStats,
-        reason: &str,
-    ) {
-        let backoff = self.inner.backoff;
-        let delay = retry_after.map_or_else(|| backoff.delay(failures), |d| d.min(backoff.cap));
-        tracing::debug!(attempt = failures, delay = ?delay, reason, "transient failure; retrying");
-        metrics::counter!("lightspeed_api_retries_total").increment(1);
-        stats.retries += 1;
-        stats.backoff += delay;
-        tokio::time::sleep(delay).await;
-    }
-}
-
-fn record_wait(stats: &mut CallStats, waited: Duration) {
-    if !waited.is_zero() {
-        stats.waited += waited;
-        metrics::gauge!("lightspeed_api_rate_limit_wait_seconds_total")
-            .increment(waited.as_secs_f64());
-    }
-}
-
-/// A reqwest error as text: its kind and cause chain, without the URL (the caller names it).
-fn describe(e: &reqwest::Error) -> String {
-    use std::error::Error as _;
-    let mut text = if e.is_timeout() {
-        "timed out".to_string()
-    } else {
-        "request failed".to_string()
-    };
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -7,6 +7,7 @@ pub mod error;
 pub mod oauth;
 pub mod pacing;
 pub mod query;
+pub mod request;
 pub mod retry;
 pub mod wire;
 

@@ -22,8 +22,8 @@ pub(crate) async fn run(
         .value
         .iter()
         .find(|a| a.account_id == account_id)
-        .map(|a| a.raw.clone())
-        .unwrap_or(serde_json::Value::Null);
+        .map(|a| serde_json::to_value(&a.raw).unwrap_or_default())
+        .unwrap_or_default();
     let raw = serde_json::json!({ "Account": listed_raw, "detail": detail.raw });
 
     let mut tx = engine.pool.begin().await?;

@@ -8,3 +8,4 @@ mod errors;
 mod pacing;
 mod pages;
 mod retries;
+mod sim;

@@ -29,7 +29,10 @@ fn row(id: i64, name: &str, updated: i64, email: &str) -> CustomerRow {
         contact_updated_at: Some(at(updated)),
         created_at: Some(at(0)),
         updated_at: at(updated),
-        raw: serde_json::json!({ "customerID": id.to_string(), "firstName": name, "email": email }),
+        raw: serde_json::value::to_raw_value(
+            &serde_json::json!({ "customerID": id.to_string(), "firstName": name, "email": email }),
+        )
+        .unwrap(),
         emails: vec![(email.into(), "Primary".into())],
         phones: vec![],
         addresses: vec![AddressRow {

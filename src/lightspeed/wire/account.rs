@@ -1,23 +1,25 @@
 //! `Account` as listed by `Account.json`, and the detail of `Account/{id}.json` (fact sheet §2).
 
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use serde_json::value::RawValue;
 
-use super::scalar::{id, opt_text, text};
+use super::scalar::{Scalar, id, opt_text, text};
 use super::{FieldError, Record, field};
 
 /// An account from `Account.json`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Account {
     /// `accountID`.
     pub account_id: u64,
     /// `name`.
     pub name: String,
     /// The whole record as received.
-    pub raw: Value,
+    pub raw: Box<RawValue>,
 }
 
 /// An account from `Account/{id}.json`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct AccountDetail {
     /// `accountID`.
     pub account_id: u64,
@@ -28,18 +30,43 @@ pub struct AccountDetail {
     /// `defaultCurrency.code`, `None` when absent or empty.
     pub currency_code: Option<String>,
     /// The whole record as received.
-    pub raw: Value,
+    pub raw: Box<RawValue>,
+}
+
+/// `Account` as sent (list and detail alike).
+#[derive(Deserialize)]
+struct AccountWire<'a> {
+    #[serde(borrow, rename = "accountID")]
+    account_id: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    name: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    status: Option<Scalar<'a>>,
+    #[serde(borrow, rename = "defaultCurrency")]
+    default_currency: Option<CurrencyField<'a>>,
+}
+
+/// `defaultCurrency`: an object with `code`, or anything else (ignored).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum CurrencyField<'a> {
+    Object {
+        #[serde(borrow)]
+        code: Option<Scalar<'a>>,
+    },
+    Other(IgnoredAny),
 }
 
 impl Record for Account {
     const KEY: &'static str = "Account";
     const ID_FIELD: &'static str = "accountID";
 
-    fn from_json(obj: Map<String, Value>) -> Result<Self, FieldError> {
+    fn from_raw(raw: &RawValue) -> Result<Self, FieldError> {
+        let w: AccountWire<'_> = serde_json::from_str(raw.get()).map_err(FieldError::shape)?;
         Ok(Account {
-            account_id: field("accountID", id(obj.get("accountID")))?,
-            name: field("name", text(obj.get("name")))?,
-            raw: Value::Object(obj),
+            account_id: field("accountID", id(w.account_id.as_ref()))?,
+            name: field("name", text(w.name.as_ref()))?,
+            raw: raw.to_owned(),
         })
     }
 }
@@ -48,17 +75,20 @@ impl Record for AccountDetail {
     const KEY: &'static str = "Account";
     const ID_FIELD: &'static str = "accountID";
 
-    fn from_json(obj: Map<String, Value>) -> Result<Self, FieldError> {
-        let currency = match obj.get("defaultCurrency") {
-            Some(Value::Object(c)) => field("defaultCurrency.code", opt_text(c.get("code")))?,
+    fn from_raw(raw: &RawValue) -> Result<Self, FieldError> {
+        let w: AccountWire<'_> = serde_json::from_str(raw.get()).map_err(FieldError::shape)?;
+        let currency = match &w.default_currency {
+            Some(CurrencyField::Object { code }) => {
+                field("defaultCurrency.code", opt_text(code.as_ref()))?
+            }
             _ => None,
         };
         Ok(AccountDetail {
-            account_id: field("accountID", id(obj.get("accountID")))?,
-            name: field("name", text(obj.get("name")))?,
-            status: field("status", opt_text(obj.get("status")))?,
+            account_id: field("accountID", id(w.account_id.as_ref()))?,
+            name: field("name", text(w.name.as_ref()))?,
+            status: field("status", opt_text(w.status.as_ref()))?,
             currency_code: currency,
-            raw: Value::Object(obj),
+            raw: raw.to_owned(),
         })
     }
 }
@@ -76,10 +106,8 @@ mod tests {
         assert_eq!(page.records.len(), 1);
         assert_eq!(page.records[0].account_id, 120_645);
         assert_eq!(page.records[0].name, "Kit Kraft Sandbox");
-        assert_eq!(
-            page.records[0].raw["link"]["@attributes"]["href"],
-            "/API/Account/120645"
-        );
+        let raw = page.records[0].raw.get();
+        assert!(raw.contains(r#""href":"/API/Account/120645""#), "{raw}");
         assert_eq!(page.next, None);
     }
 

@@ -2,15 +2,15 @@
 //! §5 "What `Contact` contains").
 
 use chrono::{DateTime, Utc};
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 
-use super::scalar::{
-    self, describe, flag, foreign_key, id, one_or_many, opt_text, required_time, text, time,
-};
+use super::scalar::{self, Scalar, flag, foreign_key, id, opt_text, required_time, text, time};
+use super::shape::{Container, Entries, Item, OneOrMany};
 use super::{FieldError, Record, field};
 
 /// A customer, typed, with its whole JSON record in `raw`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Customer {
     /// `customerID`.
     pub customer_id: u64,
@@ -44,8 +44,8 @@ pub struct Customer {
     pub tax_category_id: Option<i64>,
     /// The `Contact` relation, when loaded and not empty.
     pub contact: Option<Contact>,
-    /// The whole record as received.
-    pub raw: Value,
+    /// The whole record as received (JSON text, as `jsonb` wants it).
+    pub raw: Box<RawValue>,
 }
 
 /// A customer's contact details.
@@ -106,81 +106,183 @@ pub struct Address {
     pub country_code: String,
 }
 
+/// `Customer` as sent: every field any JSON value, read by the `scalar` readers.
+#[derive(Deserialize)]
+struct CustomerWire<'a> {
+    #[serde(borrow, rename = "customerID")]
+    customer_id: Option<Scalar<'a>>,
+    #[serde(borrow, rename = "firstName")]
+    first_name: Option<Scalar<'a>>,
+    #[serde(borrow, rename = "lastName")]
+    last_name: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    title: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    company: Option<Scalar<'a>>,
+    #[serde(borrow, rename = "companyRegistrationNumber")]
+    company_registration_number: Option<Scalar<'a>>,
+    #[serde(borrow, rename = "vatNumber")]
+    vat_number: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    dob: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    archived: Option<Scalar<'a>>,
+    #[serde(borrow, rename = "createTime")]
+    create_time: Option<Scalar<'a>>,
+    #[serde(borrow, rename = "timeStamp")]
+    time_stamp: Option<Scalar<'a>>,
+    #[serde(borrow, rename = "creditAccountID")]
+    credit_account_id: Option<Scalar<'a>>,
+    #[serde(borrow, rename = "customerTypeID")]
+    customer_type_id: Option<Scalar<'a>>,
+    #[serde(borrow, rename = "discountID")]
+    discount_id: Option<Scalar<'a>>,
+    #[serde(borrow, rename = "taxCategoryID")]
+    tax_category_id: Option<Scalar<'a>>,
+    #[serde(borrow, rename = "Contact")]
+    contact: Option<OneOrMany<ContactWire<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct ContactWire<'a> {
+    #[serde(borrow, rename = "noEmail")]
+    no_email: Option<Scalar<'a>>,
+    #[serde(borrow, rename = "noPhone")]
+    no_phone: Option<Scalar<'a>>,
+    #[serde(borrow, rename = "noMail")]
+    no_mail: Option<Scalar<'a>>,
+    #[serde(borrow, rename = "timeStamp")]
+    time_stamp: Option<Scalar<'a>>,
+    #[serde(borrow, rename = "Emails")]
+    emails: Option<Container<EmailWire<'a>>>,
+    #[serde(borrow, rename = "Phones")]
+    phones: Option<Container<PhoneWire<'a>>>,
+    #[serde(borrow, rename = "Addresses")]
+    addresses: Option<Container<AddressWire<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct EmailWire<'a> {
+    #[serde(borrow)]
+    address: Option<Scalar<'a>>,
+    #[serde(borrow, rename = "useType")]
+    use_type: Option<Scalar<'a>>,
+}
+
+#[derive(Deserialize)]
+struct PhoneWire<'a> {
+    #[serde(borrow)]
+    number: Option<Scalar<'a>>,
+    #[serde(borrow, rename = "useType")]
+    use_type: Option<Scalar<'a>>,
+}
+
+#[derive(Deserialize)]
+struct AddressWire<'a> {
+    #[serde(borrow)]
+    address1: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    address2: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    city: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    state: Option<Scalar<'a>>,
+    #[serde(borrow, rename = "stateCode")]
+    state_code: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    zip: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    country: Option<Scalar<'a>>,
+    #[serde(borrow, rename = "countryCode")]
+    country_code: Option<Scalar<'a>>,
+}
+
+impl Item for EmailWire<'_> {
+    const KEY: &'static str = "ContactEmail";
+}
+impl Item for PhoneWire<'_> {
+    const KEY: &'static str = "ContactPhone";
+}
+impl Item for AddressWire<'_> {
+    const KEY: &'static str = "ContactAddress";
+}
+
 impl Record for Customer {
     const KEY: &'static str = "Customer";
     const ID_FIELD: &'static str = "customerID";
 
-    fn from_json(obj: Map<String, Value>) -> Result<Self, FieldError> {
-        let g = |k: &str| obj.get(k);
-        let customer = Customer {
-            customer_id: field("customerID", id(g("customerID")))?,
-            first_name: field("firstName", text(g("firstName")))?,
-            last_name: field("lastName", text(g("lastName")))?,
-            title: field("title", text(g("title")))?,
-            company: field("company", text(g("company")))?,
+    fn from_raw(raw: &RawValue) -> Result<Self, FieldError> {
+        let w: CustomerWire<'_> = serde_json::from_str(raw.get()).map_err(FieldError::shape)?;
+        Ok(Customer {
+            customer_id: field("customerID", id(w.customer_id.as_ref()))?,
+            first_name: field("firstName", text(w.first_name.as_ref()))?,
+            last_name: field("lastName", text(w.last_name.as_ref()))?,
+            title: field("title", text(w.title.as_ref()))?,
+            company: field("company", text(w.company.as_ref()))?,
             company_registration_number: field(
                 "companyRegistrationNumber",
-                opt_text(g("companyRegistrationNumber")),
+                opt_text(w.company_registration_number.as_ref()),
             )?,
-            vat_number: field("vatNumber", opt_text(g("vatNumber")))?,
-            dob: field("dob", time(g("dob")))?,
-            archived: field("archived", flag(g("archived")))?.unwrap_or(false),
-            create_time: field("createTime", time(g("createTime")))?,
-            time_stamp: field("timeStamp", required_time(g("timeStamp")))?,
-            credit_account_id: field("creditAccountID", foreign_key(g("creditAccountID")))?,
-            customer_type_id: field("customerTypeID", foreign_key(g("customerTypeID")))?,
-            discount_id: field("discountID", foreign_key(g("discountID")))?,
-            tax_category_id: field("taxCategoryID", foreign_key(g("taxCategoryID")))?,
-            contact: contact(g("Contact"))?,
-            raw: Value::Null,
-        };
-        Ok(Customer {
-            raw: Value::Object(obj),
-            ..customer
+            vat_number: field("vatNumber", opt_text(w.vat_number.as_ref()))?,
+            dob: field("dob", time(w.dob.as_ref()))?,
+            archived: field("archived", flag(w.archived.as_ref()))?.unwrap_or(false),
+            create_time: field("createTime", time(w.create_time.as_ref()))?,
+            time_stamp: field("timeStamp", required_time(w.time_stamp.as_ref()))?,
+            credit_account_id: field("creditAccountID", foreign_key(w.credit_account_id.as_ref()))?,
+            customer_type_id: field("customerTypeID", foreign_key(w.customer_type_id.as_ref()))?,
+            discount_id: field("discountID", foreign_key(w.discount_id.as_ref()))?,
+            tax_category_id: field("taxCategoryID", foreign_key(w.tax_category_id.as_ref()))?,
+            contact: match w.contact {
+                Some(OneOrMany(e)) => contact(e)?,
+                None => None,
+            },
+            raw: raw.to_owned(),
         })
     }
 }
 
-/// `Contact`: absent, `""` or `null` → `None`; an object (or an array of one) → `Some`.
-fn contact(v: Option<&Value>) -> Result<Option<Contact>, FieldError> {
-    let obj = match v {
-        Some(Value::Object(m)) => m,
-        Some(Value::Array(items)) if items.len() == 1 => match &items[0] {
-            Value::Object(m) => m,
-            other => return Err(bad("Contact", other)),
-        },
-        v if scalar::is_empty(v) => return Ok(None),
-        Some(other) => return Err(bad("Contact", other)),
-        None => return Ok(None),
+/// `Contact`: none → `None`; one (an object, or an array of one) → `Some`.
+fn contact(e: Entries<ContactWire<'_>>) -> Result<Option<Contact>, FieldError> {
+    if let Some(bad) = e.bad {
+        return Err(shape_error("Contact", &bad));
+    }
+    let mut items = e.items;
+    if items.len() > 1 {
+        return Err(shape_error(
+            "Contact",
+            &format!("an array of {}", items.len()),
+        ));
+    }
+    let Some(c) = items.pop() else {
+        return Ok(None);
     };
-    let g = |k: &str| obj.get(k);
     Ok(Some(Contact {
-        no_email: field("Contact.noEmail", flag(g("noEmail")))?,
-        no_phone: field("Contact.noPhone", flag(g("noPhone")))?,
-        no_mail: field("Contact.noMail", flag(g("noMail")))?,
-        time_stamp: field("Contact.timeStamp", time(g("timeStamp")))?,
-        emails: entries(obj, "Emails", "ContactEmail", |e, f| {
+        no_email: field("Contact.noEmail", flag(c.no_email.as_ref()))?,
+        no_phone: field("Contact.noPhone", flag(c.no_phone.as_ref()))?,
+        no_mail: field("Contact.noMail", flag(c.no_mail.as_ref()))?,
+        time_stamp: field("Contact.timeStamp", time(c.time_stamp.as_ref()))?,
+        emails: entries(c.emails, "Emails", |e, f| {
             Ok(Email {
-                address: f("address", text(e.get("address")))?,
-                use_type: f("useType", text(e.get("useType")))?,
+                address: f("address", text(e.address.as_ref()))?,
+                use_type: f("useType", text(e.use_type.as_ref()))?,
             })
         })?,
-        phones: entries(obj, "Phones", "ContactPhone", |e, f| {
+        phones: entries(c.phones, "Phones", |p, f| {
             Ok(Phone {
-                number: f("number", text(e.get("number")))?,
-                use_type: f("useType", text(e.get("useType")))?,
+                number: f("number", text(p.number.as_ref()))?,
+                use_type: f("useType", text(p.use_type.as_ref()))?,
             })
         })?,
-        addresses: entries(obj, "Addresses", "ContactAddress", |a, f| {
+        addresses: entries(c.addresses, "Addresses", |a, f| {
             Ok(Address {
-                address1: f("address1", text(a.get("address1")))?,
-                address2: f("address2", text(a.get("address2")))?,
-                city: f("city", text(a.get("city")))?,
-                state: f("state", text(a.get("state")))?,
-                state_code: f("stateCode", text(a.get("stateCode")))?,
-                zip: f("zip", text(a.get("zip")))?,
-                country: f("country", text(a.get("country")))?,
-                country_code: f("countryCode", text(a.get("countryCode")))?,
+                address1: f("address1", text(a.address1.as_ref()))?,
+                address2: f("address2", text(a.address2.as_ref()))?,
+                city: f("city", text(a.city.as_ref()))?,
+                state: f("state", text(a.state.as_ref()))?,
+                state_code: f("stateCode", text(a.state_code.as_ref()))?,
+                zip: f("zip", text(a.zip.as_ref()))?,
+                country: f("country", text(a.country.as_ref()))?,
+                country_code: f("countryCode", text(a.country_code.as_ref()))?,
             })
         })?,
     }))
@@ -188,30 +290,25 @@ fn contact(v: Option<&Value>) -> Result<Option<Contact>, FieldError> {
 
 type Namer<'a> = &'a dyn Fn(&str, Result<String, scalar::Problem>) -> Result<String, FieldError>;
 
-/// The entries of `Contact.<container>.<item>`: `""`/missing → none, an object → one, an array → many.
-fn entries<T>(
-    contact: &Map<String, Value>,
-    container: &str,
-    item: &str,
-    convert: impl Fn(&Map<String, Value>, Namer<'_>) -> Result<T, FieldError>,
+/// Convert the entries of `Contact.<container>`; errors name `Contact.<container>.<Item>[i].<field>`.
+fn entries<W: Item, T>(
+    container: Option<Container<W>>,
+    name: &str,
+    convert: impl Fn(&W, Namer<'_>) -> Result<T, FieldError>,
 ) -> Result<Vec<T>, FieldError> {
-    let path = format!("Contact.{container}");
-    let inner = match contact.get(container) {
-        Some(Value::Object(m)) => m.get(item),
-        v if scalar::is_empty(v) => return Ok(Vec::new()),
-        Some(other) => return Err(bad(&path, other)),
-        None => return Ok(Vec::new()),
+    let Some(Container(e)) = container else {
+        return Ok(Vec::new());
     };
-    let list = one_or_many(inner).map_err(|problem| FieldError {
-        field: format!("{path}.{item}"),
-        problem,
-    })?;
-    list.into_iter()
+    if let Some(bad) = e.bad {
+        return Err(shape_error(&format!("Contact.{name}"), &bad));
+    }
+    e.items
+        .iter()
         .enumerate()
         .map(|(i, entry)| {
-            let namer = |name: &str, r: Result<String, scalar::Problem>| {
+            let namer = |f: &str, r: Result<String, scalar::Problem>| {
                 r.map_err(|problem| FieldError {
-                    field: format!("{path}.{item}[{i}].{name}"),
+                    field: format!("Contact.{name}.{}[{i}].{f}", W::KEY),
                     problem,
                 })
             };
@@ -220,23 +317,21 @@ fn entries<T>(
         .collect()
 }
 
-fn bad(path: &str, v: &Value) -> FieldError {
+fn shape_error(path: &str, got: &str) -> FieldError {
     FieldError {
         field: path.to_string(),
-        problem: format!("expected an object or \"\", got {}", describe(v)),
+        problem: format!("expected an object, an array of objects or \"\", got {got}"),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn convert(v: Value) -> Result<Customer, FieldError> {
-        match v {
-            Value::Object(m) => Customer::from_json(m),
-            _ => unreachable!(),
-        }
+        let raw = RawValue::from_string(v.to_string()).unwrap();
+        Customer::from_raw(&raw)
     }
 
     /// The Customer docs sample (fact sheet §5, §6.1): strings everywhere, `"0"` keys, `""` containers.
@@ -297,7 +392,8 @@ mod tests {
         assert!(contact.phones.is_empty());
         assert_eq!(contact.addresses[0].city, "Montréal");
         assert_eq!(contact.addresses[0].state_code, "QC");
-        assert_eq!(c.raw["Tags"], json!(""), "the whole record is kept");
+        let raw: Value = serde_json::from_str(c.raw.get()).unwrap();
+        assert_eq!(raw["Tags"], json!(""), "the whole record is kept");
     }
 
     #[test]

@@ -1,16 +1,25 @@
 //! Wire models of the R-Series API and the list envelope, tolerant of every quirk in the fact sheet
 //! (§4): one record is an object and several an array, none a missing key; numbers and booleans are
-//! strings; `"0"` foreign keys; `""` for empty containers and scalars. A body is parsed once into a
-//! [`serde_json::Value`], then each record is converted and keeps its whole JSON as `raw`, so no field
-//! is lost. A record that does not convert is an error naming the field and the record's position;
+//! strings; `"0"` foreign keys; `""` for empty containers and scalars. The body is split into raw
+//! records without building a DOM, each record is deserialized into borrowed "any value" fields
+//! (`scalar`, `shape`) and converted, and keeps its JSON text as `raw` ([`RawValue`]), so no field
+//! is lost and storing it as `jsonb` costs a copy. A record that does not convert is an error naming the field and the record's position;
 //! nothing is skipped silently. This module does no I/O.
 
 mod account;
 mod customer;
 mod scalar;
+mod shape;
 
-use serde_json::{Map, Value};
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use serde_json::value::RawValue;
 use url::Url;
+
+use scalar::Scalar;
 
 pub use account::{Account, AccountDetail};
 pub use customer::{Address, Contact, Customer, Email, Phone};
@@ -68,10 +77,20 @@ impl WireError {
 /// A field-level problem inside one record, before the record's position is known.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {
-    /// The field, as a path.
+    /// The field, as a path (empty when the record's structure is at fault).
     pub field: String,
     /// What was wrong.
     pub problem: String,
+}
+
+impl FieldError {
+    /// A record whose structure does not deserialize (serde's message names the place).
+    pub(crate) fn shape(e: serde_json::Error) -> Self {
+        FieldError {
+            field: String::new(),
+            problem: e.to_string(),
+        }
+    }
 }
 
 /// Attach the field name to a scalar reader's result.
@@ -88,12 +107,12 @@ pub trait Record: Sized {
     const KEY: &'static str;
     /// The name of the ID field (`"customerID"`), for error messages.
     const ID_FIELD: &'static str;
-    /// Convert one record, taking its JSON as `raw`.
-    fn from_json(obj: Map<String, Value>) -> Result<Self, FieldError>;
+    /// Convert one record, keeping its JSON text as `raw`.
+    fn from_raw(raw: &RawValue) -> Result<Self, FieldError>;
 }
 
 /// One page of a list endpoint.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct ListPage<T> {
     /// The records, in the order sent.
     pub records: Vec<T>,
@@ -106,24 +125,13 @@ pub struct ListPage<T> {
 /// Parse a list body (`{"@attributes":{"next":…,"previous":…},"Customer":…}`); `request_url`
 /// resolves a relative `next` (the API sends absolute ones).
 pub fn parse_list<T: Record>(body: &[u8], request_url: &Url) -> Result<ListPage<T>, WireError> {
-    let mut top = parse_object(body)?;
-    let (next, previous) = match top.get("@attributes") {
-        Some(Value::Object(attrs)) => (
-            link(attrs, "next", request_url)?,
-            link(attrs, "previous", request_url)?,
-        ),
-        v if scalar::is_empty(v) => (None, None),
+    let top = parse_top(body, T::KEY)?;
+    let (next, previous) = match top.attributes {
+        Some(raw) => links(raw, request_url)?,
         None => (None, None),
-        Some(other) => {
-            return Err(WireError::body(format!(
-                "`@attributes`: expected an object, got {}",
-                scalar::describe(other)
-            )));
-        }
     };
-    let records = records::<T>(top.remove(T::KEY))?;
     Ok(ListPage {
-        records,
+        records: records::<T>(top.records)?,
         next,
         previous,
     })
@@ -131,8 +139,7 @@ pub fn parse_list<T: Record>(body: &[u8], request_url: &Url) -> Result<ListPage<
 
 /// Parse a single-record body (`{"@attributes":{…},"Account":{…}}`); exactly one record must be there.
 pub fn parse_single<T: Record>(body: &[u8]) -> Result<T, WireError> {
-    let mut top = parse_object(body)?;
-    let mut records = records::<T>(top.remove(T::KEY))?;
+    let mut records = records::<T>(parse_top(body, T::KEY)?.records)?;
     match records.len() {
         1 => Ok(records.remove(0)),
         n => Err(WireError::body(format!(
@@ -142,74 +149,118 @@ pub fn parse_single<T: Record>(body: &[u8]) -> Result<T, WireError> {
     }
 }
 
-fn parse_object(body: &[u8]) -> Result<Map<String, Value>, WireError> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(m)) => Ok(m),
-        Ok(other) => Err(WireError::body(format!(
-            "expected a JSON object, got {}",
-            scalar::describe(&other)
-        ))),
-        Err(e) => Err(WireError {
-            truncated: e.is_eof(),
-            ..WireError::body(format!("body is not valid JSON: {e}"))
-        }),
-    }
+/// The two members of the top-level object that matter, unparsed.
+struct Top<'a> {
+    attributes: Option<&'a RawValue>,
+    records: Option<&'a RawValue>,
 }
 
-fn link(attrs: &Map<String, Value>, key: &str, base: &Url) -> Result<Option<Url>, WireError> {
-    let text = scalar::text(attrs.get(key))
-        .map_err(|p| WireError::body(format!("`@attributes.{key}`: {p}")))?;
-    if text.is_empty() {
-        return Ok(None);
+fn parse_top<'a>(body: &'a [u8], key: &'static str) -> Result<Top<'a>, WireError> {
+    let map: HashMap<Cow<'a, str>, &'a RawValue> = match serde_json::from_slice(body) {
+        Ok(map) => map,
+        Err(e) if e.is_eof() => {
+            let problem = format!("body is not valid JSON (cut short?): {e}");
+            return Err(WireError {
+                truncated: true,
+                ..WireError::body(problem)
+            });
+        }
+        Err(e) => {
+            let problem = match serde_json::from_slice::<IgnoredAny>(body) {
+                Ok(_) => format!("expected a JSON object: {e}"),
+                Err(e) => format!("body is not valid JSON: {e}"),
+            };
+            return Err(WireError::body(problem));
+        }
+    };
+    Ok(Top {
+        attributes: map.get("@attributes").copied(),
+        records: map.get(key).copied(),
+    })
+}
+
+/// `@attributes.next` and `.previous`; `""` or absent is `None`.
+fn links(raw: &RawValue, base: &Url) -> Result<(Option<Url>, Option<Url>), WireError> {
+    #[derive(Deserialize)]
+    struct Attributes<'a> {
+        #[serde(borrow)]
+        next: Option<Scalar<'a>>,
+        #[serde(borrow)]
+        previous: Option<Scalar<'a>>,
     }
-    base.join(&text)
-        .map(Some)
-        .map_err(|e| WireError::body(format!("`@attributes.{key}` is not a URL ({e}): {text:?}")))
+    let attrs = match serde_json::from_str::<Attributes<'_>>(raw.get()) {
+        Ok(a) => a,
+        Err(_) if scalar::is_empty(serde_json::from_str::<Scalar<'_>>(raw.get()).ok().as_ref()) => {
+            return Ok((None, None));
+        }
+        Err(e) => return Err(WireError::body(format!("`@attributes`: {e}"))),
+    };
+    let link = |key: &str, v: Option<&Scalar<'_>>| -> Result<Option<Url>, WireError> {
+        let text =
+            scalar::text(v).map_err(|p| WireError::body(format!("`@attributes.{key}`: {p}")))?;
+        if text.is_empty() {
+            return Ok(None);
+        }
+        base.join(&text).map(Some).map_err(|e| {
+            WireError::body(format!("`@attributes.{key}` is not a URL ({e}): {text:?}"))
+        })
+    };
+    Ok((
+        link("next", attrs.next.as_ref())?,
+        link("previous", attrs.previous.as_ref())?,
+    ))
 }
 
 /// Convert the value under the resource key: missing or empty → none, an object → one, an array → many.
-fn records<T: Record>(value: Option<Value>) -> Result<Vec<T>, WireError> {
-    let items = match value {
-        None => return Ok(Vec::new()),
-        Some(Value::Array(items)) => items,
-        Some(Value::Object(m)) if m.is_empty() => return Ok(Vec::new()),
-        Some(v @ Value::Object(_)) => vec![v],
-        Some(v) if scalar::is_empty(Some(&v)) => return Ok(Vec::new()),
-        Some(other) => {
+fn records<T: Record>(value: Option<&RawValue>) -> Result<Vec<T>, WireError> {
+    let Some(value) = value else {
+        return Ok(Vec::new());
+    };
+    let text = value.get();
+    let items: Vec<&RawValue> = match text.as_bytes().first() {
+        Some(b'[') => serde_json::from_str(text).map_err(|e| WireError::body(e.to_string()))?,
+        Some(b'{') if is_empty_object(text) => Vec::new(),
+        Some(b'{') => vec![value],
+        _ => {
+            let v: Scalar<'_> =
+                serde_json::from_str(text).map_err(|e| WireError::body(e.to_string()))?;
+            if scalar::is_empty(Some(&v)) {
+                return Ok(Vec::new());
+            }
+            let got = scalar::describe(&v);
             return Err(WireError::body(format!(
-                "`{}`: expected an object or an array, got {}",
-                T::KEY,
-                scalar::describe(&other)
+                "`{}`: expected an object or an array, got {got}",
+                T::KEY
             )));
         }
     };
     let mut out = Vec::with_capacity(items.len());
     for (position, item) in items.into_iter().enumerate() {
-        let record_error =
-            |record_id: Option<String>, field: Option<String>, problem: String| WireError {
-                resource: Some(T::KEY),
-                position: Some(position),
-                record_id,
-                field,
-                problem,
-                truncated: false,
-            };
-        let Value::Object(obj) = item else {
-            return Err(record_error(
-                None,
-                None,
-                format!("expected an object, got {}", scalar::describe(&item)),
-            ));
-        };
-        let record_id = obj
-            .get(T::ID_FIELD)
-            .and_then(|v| scalar::text(Some(v)).ok());
-        match T::from_json(obj) {
+        match T::from_raw(item) {
             Ok(record) => out.push(record),
-            Err(e) => return Err(record_error(record_id, Some(e.field), e.problem)),
+            Err(e) => return Err(record_error::<T>(item, position, e)),
         }
     }
     Ok(out)
+}
+
+fn is_empty_object(text: &str) -> bool {
+    text[1..].trim_start().starts_with('}')
+}
+
+/// The error for the record at `position`, with its ID when it can be read.
+fn record_error<T: Record>(item: &RawValue, position: usize, e: FieldError) -> WireError {
+    let id = serde_json::from_str::<HashMap<Cow<'_, str>, Scalar<'_>>>(item.get())
+        .ok()
+        .and_then(|m| m.get(T::ID_FIELD).and_then(|v| scalar::text(Some(v)).ok()));
+    WireError {
+        resource: Some(T::KEY),
+        position: Some(position),
+        record_id: id,
+        field: (!e.field.is_empty()).then_some(e.field),
+        problem: e.problem,
+        truncated: false,
+    }
 }
 
 #[cfg(test)]

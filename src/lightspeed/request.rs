@@ -1,0 +1,235 @@
+//! The request loop behind [`ApiClient`]: one GET until it yields a 2xx body or a final error.
+//! Pacing before each send, 429 → wait and retry (not counted as an attempt, at most
+//! [`MAX_THROTTLED_IN_A_ROW`] in a row), 401 → `token_rejected` once → retry, transient failures
+//! (5xx, `400 … Please try again later.`, timeouts, connection errors, cut bodies) → capped
+//! exponential backoff with full jitter up to `max_attempts`. Tokens are exposed only to build the
+//! `Authorization` header, which reqwest marks sensitive.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+use super::AuthFailure;
+use super::api::{ApiClient, CallStats};
+use super::error::{ApiError, excerpt};
+use super::pacing::Slot;
+use super::retry::{self, Verdict};
+
+/// 429s in a row after which a call gives up.
+pub const MAX_THROTTLED_IN_A_ROW: u32 = 20;
+
+/// Why a request got no complete response.
+enum SendError {
+    /// Worth retrying: timeout, connection error, cut body.
+    Transient(String),
+    /// The request could not even be built (a token that is not a valid header value).
+    Invalid(String),
+}
+
+impl ApiClient {
+    /// One successful (2xx) body, after as many tries as allowed.
+    pub(super) async fn get_bytes(
+        &self,
+        account_id: u64,
+        url: &Url,
+        stats: &mut CallStats,
+        failures: &mut u32,
+    ) -> Result<(Bytes, bool), ApiError> {
+        let auth_err = |source: AuthFailure| ApiError::Auth {
+            url: url.clone(),
+            source,
+        };
+        let pacer = self.pacer(account_id);
+        let mut token = self
+            .inner
+            .tokens
+            .access_token(account_id)
+            .await
+            .map_err(auth_err)?;
+        let mut refreshed = false;
+        let mut throttled_in_a_row = 0;
+        loop {
+            let slot = pacer.acquire().await;
+            record_wait(stats, slot.waited());
+            stats.requests += 1;
+            let (status, headers, body) = match self.send(url, &token, slot).await {
+                Ok(response) => response,
+                Err(SendError::Invalid(reason)) => {
+                    return Err(auth_err(AuthFailure {
+                        account_id,
+                        needs_reauth: false,
+                        message: reason,
+                    }));
+                }
+                Err(SendError::Transient(reason)) => {
+                    metrics::counter!("lightspeed_api_requests_total", "status" => "error")
+                        .increment(1);
+                    self.transient(url, failures, None, stats, reason).await?;
+                    continue;
+                }
+            };
+            metrics::counter!("lightspeed_api_requests_total", "status" => status.as_str().to_owned()).increment(1);
+            let verdict = retry::classify(status, &body);
+            if verdict != Verdict::Throttled {
+                throttled_in_a_row = 0;
+            }
+            match verdict {
+                Verdict::Success => {
+                    // Without a length or chunking, only the connection's close ended the body.
+                    let framed = headers.contains_key(reqwest::header::CONTENT_LENGTH)
+                        || headers.contains_key(reqwest::header::TRANSFER_ENCODING);
+                    return Ok((body, !framed));
+                }
+                Verdict::Unauthorized if !refreshed => {
+                    tracing::debug!(
+                        account.id = account_id,
+                        "401: refreshing the access token once"
+                    );
+                    token = self
+                        .inner
+                        .tokens
+                        .token_rejected(account_id, &token)
+                        .await
+                        .map_err(auth_err)?;
+                    refreshed = true;
+                    stats.refreshes += 1;
+                }
+                Verdict::Unauthorized => return Err(ApiError::Unauthorized { url: url.clone() }),
+                Verdict::Throttled => {
+                    stats.throttled += 1;
+                    throttled_in_a_row += 1;
+                    let kind = retry::rate_limit_type(&headers).unwrap_or_else(|| "unknown".into());
+                    let burst = kind.contains("burst") || excerpt(&body, 500).contains("burst");
+                    let wait = retry::retry_after(&headers);
+                    metrics::counter!("lightspeed_api_throttled_total", "type" => kind.clone())
+                        .increment(1);
+                    tracing::debug!(account.id = account_id, throttle.kind = %kind, retry_after = ?wait, "429");
+                    if throttled_in_a_row >= MAX_THROTTLED_IN_A_ROW {
+                        return Err(ApiError::Throttled {
+                            url: url.clone(),
+                            count: throttled_in_a_row,
+                        });
+                    }
+                    pacer.throttled(burst, wait);
+                }
+                Verdict::Transient => {
+                    let reason = format!("HTTP {status}: {}", excerpt(&body, 200));
+                    self.transient(url, failures, retry::retry_after(&headers), stats, reason)
+                        .await?;
+                }
+                Verdict::Fatal => {
+                    return Err(ApiError::Status {
+                        status: status.as_u16(),
+                        url: url.clone(),
+                        body: excerpt(&body, 300),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Send one GET; the pacer learns from the headers as soon as they arrive.
+    async fn send(
+        &self,
+        url: &Url,
+        token: &SecretString,
+        slot: Slot<'_>,
+    ) -> Result<(StatusCode, HeaderMap, Bytes), SendError> {
+        let request = self
+            .inner
+            .http
+            .get(url.clone())
+            .bearer_auth(token.expose_secret())
+            .build()
+            .map_err(|_| {
+                SendError::Invalid("the access token is not a valid HTTP header value".into())
+            })?;
+        let response = self
+            .inner
+            .http
+            .execute(request)
+            .await
+            .map_err(|e| SendError::Transient(describe(&e)))?;
+        let (status, headers) = (response.status(), response.headers().clone());
+        slot.finish(&headers);
+        tracing::debug!(
+            http.status = status.as_u16(),
+            bucket = headers
+                .get("x-ls-api-bucket-level")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or(""),
+            "response"
+        );
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| SendError::Transient(describe(&e)))?;
+        Ok((status, headers, body))
+    }
+
+    /// Count a transient failure; give up when attempts are spent, else back off.
+    async fn transient(
+        &self,
+        url: &Url,
+        failures: &mut u32,
+        retry_after: Option<Duration>,
+        stats: &mut CallStats,
+        reason: String,
+    ) -> Result<(), ApiError> {
+        *failures += 1;
+        if *failures >= self.inner.max_attempts {
+            return Err(ApiError::Unavailable {
+                url: url.clone(),
+                attempts: *failures,
+                reason,
+            });
+        }
+        self.back_off(*failures, retry_after, stats, &reason).await;
+        Ok(())
+    }
+
+    pub(super) async fn back_off(
+        &self,
+        failures: u32,
+        retry_after: Option<Duration>,
+        stats: &mut CallStats,
+        reason: &str,
+    ) {
+        let backoff = self.inner.backoff;
+        let delay = retry_after.map_or_else(|| backoff.delay(failures), |d| d.min(backoff.cap));
+        tracing::debug!(attempt = failures, delay = ?delay, reason, "transient failure; retrying");
+        metrics::counter!("lightspeed_api_retries_total").increment(1);
+        stats.retries += 1;
+        stats.backoff += delay;
+        tokio::time::sleep(delay).await;
+    }
+}
+
+fn record_wait(stats: &mut CallStats, waited: Duration) {
+    if !waited.is_zero() {
+        stats.waited += waited;
+        metrics::gauge!("lightspeed_api_rate_limit_wait_seconds_total")
+            .increment(waited.as_secs_f64());
+    }
+}
+
+/// A reqwest error as text: its kind and cause chain, without the URL (the caller names it).
+fn describe(e: &reqwest::Error) -> String {
+    use std::error::Error as _;
+    let mut text = if e.is_timeout() {
+        "timed out".to_string()
+    } else {
+        "request failed".to_string()
+    };
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
