@@ -20,6 +20,7 @@ use axum::routing::get;
 use serde_json::json;
 use sqlx::PgPool;
 
+use super::worker::Worker;
 use super::{metrics, status};
 
 /// How long `/readyz` waits for the database.
@@ -34,6 +35,8 @@ pub struct AppState {
     pub scheduling: Arc<AtomicBool>,
     /// How long `/readyz` waits for `SELECT 1`.
     pub ready_timeout: Duration,
+    /// The worker (for the gauge of active accounts).
+    pub worker: Worker,
 }
 
 /// The router.
@@ -75,6 +78,8 @@ fn not_ready(reason: &str) -> Response {
 }
 
 async fn metrics_text(State(state): State<AppState>) -> Response {
+    ::metrics::gauge!("lightspeed_daemon_accounts_active")
+        .set(state.worker.active_accounts() as f64);
     // The database gauges are best effort: metrics must render while the database is down.
     let refresh = metrics::refresh_db_gauges(&state.pool);
     match tokio::time::timeout(state.ready_timeout, refresh).await {

@@ -28,8 +28,84 @@ pub fn handle() -> &'static PrometheusHandle {
         if metrics::set_global_recorder(recorder).is_err() {
             tracing::warn!("a metrics recorder was already installed; /metrics will be empty");
         }
+        describe();
         handle
     })
+}
+
+/// `# HELP` lines, and zeros for the series alerts are written against (so `increase()` works from
+/// the first failure on).
+fn describe() {
+    use metrics::{describe_counter, describe_gauge};
+    describe_counter!("lightspeed_sync_runs_total", "Runs by stream and outcome");
+    describe_counter!(
+        "lightspeed_sync_rows_upserted_total",
+        "Mirror rows written, by stream"
+    );
+    describe_gauge!(
+        "lightspeed_sync_last_success_timestamp_seconds",
+        "End of the last successful run per account and stream (Unix time)"
+    );
+    describe_gauge!(
+        "lightspeed_sync_lag_seconds",
+        "Seconds since the last successful run per account and stream"
+    );
+    describe_counter!(
+        "lightspeed_api_requests_total",
+        "API responses by HTTP status (`error`: no response)"
+    );
+    describe_counter!(
+        "lightspeed_api_throttled_total",
+        "429 responses by limiter type"
+    );
+    describe_counter!(
+        "lightspeed_api_retries_total",
+        "API requests retried after a transient failure"
+    );
+    describe_gauge!(
+        "lightspeed_api_rate_limit_wait_seconds_total",
+        "Seconds spent waiting for the rate limit (only grows)"
+    );
+    describe_gauge!(
+        "lightspeed_accounts",
+        "Connected accounts by authorization state"
+    );
+    describe_gauge!(
+        "lightspeed_token_last_refresh_timestamp_seconds",
+        "When the account's access token was last refreshed (Unix time)"
+    );
+    describe_counter!(
+        "lightspeed_token_failures_total",
+        "Failures to get an access token (needs_reauth: a person must run `authorize`)"
+    );
+    describe_counter!(
+        "lightspeed_token_rejected_total",
+        "Access tokens the API rejected with 401 (each one triggers a refresh)"
+    );
+    describe_counter!(
+        "lightspeed_daemon_skipped_total",
+        "Account batches not run: busy (another replica holds the lease), needs_reauth, lease_error"
+    );
+    describe_counter!(
+        "lightspeed_daemon_jobs_coalesced_total",
+        "Jobs merged into an account's pending set because it was already queued or running"
+    );
+    describe_gauge!(
+        "lightspeed_daemon_accounts_active",
+        "Accounts with a sync running or waiting for a slot in this process"
+    );
+    for stream in ["accounts", "customers"] {
+        for status in ["succeeded", "failed", "interrupted"] {
+            metrics::counter!("lightspeed_sync_runs_total", "stream" => stream, "status" => status)
+                .absolute(0);
+        }
+    }
+    for kind in ["needs_reauth", "transient"] {
+        metrics::counter!("lightspeed_token_failures_total", "kind" => kind).absolute(0);
+    }
+    for reason in ["busy", "needs_reauth", "lease_error"] {
+        metrics::counter!("lightspeed_daemon_skipped_total", "reason" => reason).absolute(0);
+    }
 }
 
 /// Set the gauges of authorization state from `accounts`.

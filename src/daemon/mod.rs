@@ -179,7 +179,9 @@ impl Daemon {
             pool: self.pool.clone(),
             scheduling: self.scheduling.clone(),
             ready_timeout: self.options.ready_timeout,
+            worker: self.worker.clone(),
         };
+        let scheduler = Scheduler::start(&self.schedule, &self.worker).await?;
         let server = {
             let stop = http_stop.clone();
             let app = http::router(state);
@@ -189,7 +191,6 @@ impl Daemon {
                     .await
             })
         };
-        let scheduler = Scheduler::start(&self.schedule, &self.worker).await?;
         self.scheduling.store(true, Ordering::SeqCst);
         notify::spawn_watchdog(&self.tracker, self.cancel.clone());
         notify::ready();
