@@ -98,6 +98,17 @@ impl Daemon {
     /// Connect to the database, migrate it, build the token source, API client and engine, and bind
     /// the HTTP listener.
     pub async fn build(settings: Settings, options: DaemonOptions) -> anyhow::Result<Daemon> {
+        // A sync holds about two connections at its peak (the page transaction, lease renewal and
+        // token reads), plus the endpoints and ticks.
+        let needed = settings.sync.concurrency * 2 + 2;
+        if (settings.database.max_connections as usize) < needed {
+            tracing::warn!(
+                concurrency = settings.sync.concurrency,
+                max_connections = settings.database.max_connections,
+                "database.max_connections is low for sync.concurrency; syncs may wait for connections \
+                 (raise it to {needed} or more)"
+            );
+        }
         let pool = crate::db::connect_or_create(&settings.database).await?;
         crate::db::migrate(&pool, &settings.database).await?;
         let tokens = TokenSource::from_settings(&settings, pool.clone())?;

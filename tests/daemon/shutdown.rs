@@ -89,6 +89,7 @@ async fn the_shutdown_input_during_a_run_stops_after_the_page_in_flight(pool: Pg
         .unwrap();
     assert!(stopped.drained, "{stopped:?}");
     assert!(stopped.elapsed < deadline, "{stopped:?}");
+    eprintln!("stopped {:?} after the shutdown input", stopped.elapsed);
     // Nothing new starts after shutdown.
     assert!(worker.tick(Tick::Customers).await.unwrap().closed);
     assert_consistent_after_interruption(&env, account, 50).await;
@@ -149,6 +150,7 @@ async fn sigterm_during_a_page_exits_zero_within_the_deadline_and_notifies_syste
     let took = asked.elapsed();
     assert!(status.success(), "exit {status:?}:\n{}", child.stderr());
     assert!(took < deadline, "took {took:?}");
+    eprintln!("exited {took:?} after SIGTERM");
     child
         .wait_for_line("SIGTERM received", Duration::from_secs(1))
         .await;

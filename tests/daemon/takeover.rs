@@ -117,6 +117,10 @@ async fn a_killed_replicas_accounts_are_taken_over_after_its_leases_expire(pool:
             took >= *expired,
             "account {account}: replica-b started at {took}, before the dead lease expired at {expired}"
         );
+        eprintln!(
+            "account {account}: taken over {} ms after the dead lease expired",
+            (took - *expired).num_milliseconds()
+        );
     }
     // The dead process's runs were closed as interrupted when replica-b started its own.
     let dead_runs: Vec<_> = all
