@@ -9,6 +9,7 @@
 //! - [`lightspeed`]: the R-Series HTTP client (wire quirks, pacing, retries, pagination, OAuth).
 //! - [`tokens`]: credentials at rest (AEAD), the token source with single-flight refresh.
 //! - [`sync`]: the sync engine: one run of one stream of one account, one transaction per page.
+//! - [`daemon`]: `run`: scheduler, fair worker, leases, graceful shutdown, HTTP endpoints, metrics.
 //! - [`sim`]: a stand-alone simulator of the R-Series API for tests, `demo` and benchmarks.
 //!
 //! The client knows nothing of Postgres and the database code nothing of HTTP; the sync engine is
@@ -17,6 +18,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod db;
 pub mod lightspeed;
 pub mod sim;

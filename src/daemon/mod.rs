@@ -1,0 +1,278 @@
+//! The daemon (`lightspeed-sync run`): scheduled syncs of every connected account, shared safely
+//! between replicas through leases, graceful shutdown, and HTTP endpoints.
+//!
+//! - [`worker`]: a bounded, fair queue of account jobs (one task per account, one slot each).
+//! - [`scheduler`]: the cron schedules; each job is a shim that hands a tick to the worker.
+//! - [`http`]: `/healthz`, `/readyz`, `/metrics`, `/status`.
+//! - [`metrics`]: the Prometheus recorder and the gauges read from the database.
+//! - [`status`]: what `status` and `/status` show.
+//! - [`notify`]: systemd readiness, watchdog and stopping notifications.
+//!
+//! Leases are taken per account by [`crate::sync::account`]: several daemons split the accounts, and
+//! when one dies, the others take its accounts at their first tick after its leases expire.
+//!
+//! Shutdown is an input ([`Daemon::run_until_stopped`] takes a future): stop scheduling, cancel the
+//! runs (each finishes and commits the page in flight, then stops as `interrupted`), wait for them
+//! under a deadline, release the leases, return.
+
+pub mod http;
+pub mod metrics;
+pub mod notify;
+pub mod scheduler;
+pub mod status;
+pub mod worker;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{ScheduleSettings, Settings};
+use crate::lightspeed::ApiClient;
+use crate::sync::lease::LEASE_TTL;
+use crate::sync::{Engine, NoProgress};
+use crate::tokens::source::TokenSource;
+use scheduler::Scheduler;
+use worker::{Tick, Worker};
+
+/// How long shutdown waits for running syncs by default (below systemd's `TimeoutStopSec=45`).
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(25);
+
+/// Choices that are not configuration keys (flags of `run`, or set by tests).
+#[derive(Debug, Clone)]
+pub struct DaemonOptions {
+    /// Sync every account right after start (otherwise wait for the first scheduled tick).
+    pub initial_sync: bool,
+    /// Lease lifetime without renewal: how soon another replica takes over a dead one's accounts.
+    pub lease_ttl: Duration,
+    /// How long shutdown waits for running syncs.
+    pub shutdown_timeout: Duration,
+    /// Listen here instead of `server.listen` (tests bind port 0).
+    pub listen: Option<SocketAddr>,
+    /// How long `/readyz` waits for the database.
+    pub ready_timeout: Duration,
+}
+
+impl Default for DaemonOptions {
+    fn default() -> Self {
+        DaemonOptions {
+            initial_sync: true,
+            lease_ttl: LEASE_TTL,
+            shutdown_timeout: SHUTDOWN_TIMEOUT,
+            listen: None,
+            ready_timeout: http::READY_TIMEOUT,
+        }
+    }
+}
+
+/// How the daemon stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stopped {
+    /// Every run finished within the deadline (otherwise the rest were abandoned; their leases expire
+    /// and their uncommitted pages roll back).
+    pub drained: bool,
+    /// From the shutdown request to the end.
+    pub elapsed: Duration,
+}
+
+/// A built daemon, ready to run.
+pub struct Daemon {
+    schedule: ScheduleSettings,
+    pool: sqlx::PgPool,
+    replica: String,
+    worker: Worker,
+    tracker: TaskTracker,
+    cancel: CancellationToken,
+    listener: TcpListener,
+    scheduling: Arc<AtomicBool>,
+    options: DaemonOptions,
+}
+
+impl Daemon {
+    /// Connect to the database, migrate it, build the token source, API client and engine, and bind
+    /// the HTTP listener.
+    pub async fn build(settings: Settings, options: DaemonOptions) -> anyhow::Result<Daemon> {
+        // A sync holds about two connections at its peak (the page transaction, lease renewal and
+        // token reads), plus the endpoints and ticks.
+        let needed = settings.sync.concurrency * 2 + 2;
+        if (settings.database.max_connections as usize) < needed {
+            tracing::warn!(
+                concurrency = settings.sync.concurrency,
+                max_connections = settings.database.max_connections,
+                "database.max_connections is low for sync.concurrency; syncs may wait for connections \
+                 (raise it to {needed} or more)"
+            );
+        }
+        let pool = crate::db::connect_or_create(&settings.database).await?;
+        crate::db::migrate(&pool, &settings.database).await?;
+        let tokens = TokenSource::from_settings(&settings, pool.clone())?;
+        let tokens = metrics::CountingTokens(Arc::new(tokens));
+        let api = ApiClient::new(&settings.lightspeed, Arc::new(tokens))
+            .context("building the HTTP client")?;
+        let engine = Engine {
+            pool,
+            api,
+            page_size: settings.sync.page_size,
+            overlap: settings.sync.overlap,
+            replica: replica_id(),
+            progress: Arc::new(NoProgress),
+        };
+        Daemon::new(&settings, engine, options).await
+    }
+
+    /// A daemon around an engine built elsewhere (tests: their own pool and replica ID); binds the
+    /// HTTP listener. The database must be migrated.
+    pub async fn new(
+        settings: &Settings,
+        engine: Engine,
+        options: DaemonOptions,
+    ) -> anyhow::Result<Daemon> {
+        metrics::handle();
+        let listen = options.listen.unwrap_or(settings.server.listen);
+        let listener = TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen} (server.listen)"))?;
+        let tracker = TaskTracker::new();
+        let cancel = CancellationToken::new();
+        let pool = engine.pool.clone();
+        let replica = engine.replica.clone();
+        let worker = Worker::new(
+            engine,
+            settings.sync.concurrency,
+            options.lease_ttl,
+            tracker.clone(),
+            cancel.clone(),
+        );
+        Ok(Daemon {
+            schedule: settings.schedule.clone(),
+            pool,
+            replica,
+            worker,
+            tracker,
+            cancel,
+            listener,
+            scheduling: Arc::new(AtomicBool::new(false)),
+            options,
+        })
+    }
+
+    /// The address the HTTP endpoints listen on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// This replica's ID (recorded with each run and lease).
+    pub fn replica(&self) -> &str {
+        &self.replica
+    }
+
+    /// The worker (tests drive ticks with it and wait for it to be idle).
+    pub fn worker(&self) -> Worker {
+        self.worker.clone()
+    }
+
+    /// Serve, schedule, and sync until `shutdown` completes; then stop gracefully.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()>,
+    ) -> anyhow::Result<Stopped> {
+        let addr = self.local_addr();
+        let http_stop = CancellationToken::new();
+        let state = http::AppState {
+            pool: self.pool.clone(),
+            scheduling: self.scheduling.clone(),
+            ready_timeout: self.options.ready_timeout,
+            worker: self.worker.clone(),
+        };
+        let scheduler = Scheduler::start(&self.schedule, &self.worker).await?;
+        let server = {
+            let stop = http_stop.clone();
+            let app = http::router(state);
+            tokio::spawn(async move {
+                axum::serve(self.listener, app)
+                    .with_graceful_shutdown(async move { stop.cancelled().await })
+                    .await
+            })
+        };
+        self.scheduling.store(true, Ordering::SeqCst);
+        notify::spawn_watchdog(&self.tracker, self.cancel.clone());
+        notify::ready();
+        tracing::info!(listen = %addr, replica = %self.replica, "daemon ready");
+        if self.options.initial_sync {
+            self.worker.spawn_tick(Tick::Initial);
+        }
+
+        shutdown.await;
+        let asked = Instant::now();
+        tracing::info!(
+            running = self.worker.active_accounts(),
+            deadline = ?self.options.shutdown_timeout,
+            "shutting down: no new syncs; running ones stop after the page in flight"
+        );
+        notify::stopping();
+        self.scheduling.store(false, Ordering::SeqCst);
+        scheduler.shutdown().await;
+        self.worker.close();
+        self.cancel.cancel();
+        self.tracker.close();
+        let drained = tokio::time::timeout(self.options.shutdown_timeout, self.tracker.wait())
+            .await
+            .is_ok();
+        if !drained {
+            tracing::warn!(
+                running = self.worker.active_accounts(),
+                "shutdown deadline passed with syncs still running; abandoning them (uncommitted pages roll back, their leases expire)"
+            );
+        }
+        http_stop.cancel();
+        match tokio::time::timeout(Duration::from_secs(2), server).await {
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "HTTP server"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "HTTP server task"),
+            Ok(Ok(Ok(()))) | Err(_) => {}
+        }
+        let stopped = Stopped {
+            drained,
+            elapsed: asked.elapsed(),
+        };
+        tracing::info!(elapsed = ?stopped.elapsed, drained, "stopped");
+        Ok(stopped)
+    }
+}
+
+/// A replica ID unique per process: `hostname-pid-random`.
+pub fn replica_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".into());
+    format!(
+        "{host}-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    )
+}
+
+/// A future that completes on SIGTERM (systemd, Docker) or SIGINT (Ctrl-C). The handlers are
+/// installed by this call, so call it first thing: a signal during start-up then stops the daemon as
+/// soon as it has started, instead of killing it.
+pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
+    })
+}

@@ -1,0 +1,281 @@
+//! What `lightspeed-sync status` and `/status` show: per account, its authorization state and, per
+//! stream, the last success, the lag, and the last run's status, rows and error. Read from the
+//! credentials (without secrets) and `lightspeed.sync_status` / `lightspeed_sync.runs`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgPool;
+
+use crate::tokens::store::{AccountStatus, list_accounts};
+
+/// The streams every account has, in display order.
+const STREAMS: [&str; 2] = ["accounts", "customers"];
+
+/// The whole report (the JSON of `status --json` and `/status`).
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct StatusReport {
+    /// When it was read (database clock).
+    pub generated_at: DateTime<Utc>,
+    /// One entry per account: connected ones, and ones with run history but no credentials.
+    pub accounts: Vec<AccountView>,
+}
+
+/// One account.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct AccountView {
+    /// Lightspeed account ID.
+    pub account_id: u64,
+    /// Its name (from the accounts stream, else as stored when it was connected).
+    pub name: String,
+    /// `connected`, `needs_reauth`, or `disconnected` (run history but no credentials).
+    pub authorization: String,
+    /// Why it needs re-authorization.
+    pub authorization_reason: Option<String>,
+    /// When the authorization state last changed.
+    pub authorization_changed_at: Option<DateTime<Utc>>,
+    /// When the access token was last refreshed.
+    pub token_refreshed_at: Option<DateTime<Utc>>,
+    /// Per stream.
+    pub streams: Vec<StreamView>,
+}
+
+/// One stream of one account.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct StreamView {
+    /// `accounts` or `customers`.
+    pub stream: String,
+    /// End of the last successful run.
+    pub last_success_at: Option<DateTime<Utc>>,
+    /// Seconds since then.
+    pub lag_seconds: Option<f64>,
+    /// Status of the last run: `running`, `succeeded`, `failed`, `interrupted`; none if never run.
+    pub last_status: Option<String>,
+    /// Kind of the last run: `incremental` or `full`.
+    pub last_kind: Option<String>,
+    /// Start of the last run.
+    pub last_started_at: Option<DateTime<Utc>>,
+    /// End of the last run.
+    pub last_finished_at: Option<DateTime<Utc>>,
+    /// Rows written by the last run.
+    pub last_rows: Option<i64>,
+    /// Error of the last run.
+    pub last_error: Option<String>,
+}
+
+type StreamRow = (
+    i64,
+    String,
+    Option<DateTime<Utc>>,
+    Option<f64>,
+    Option<String>,
+    Option<String>,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+    Option<i64>,
+    Option<String>,
+);
+
+/// Read the report.
+pub async fn collect(pool: &PgPool) -> Result<StatusReport, sqlx::Error> {
+    let generated_at: DateTime<Utc> = sqlx::query_scalar("SELECT now()").fetch_one(pool).await?;
+    let credentials = list_accounts(pool).await?;
+    let names: BTreeMap<i64, String> =
+        sqlx::query_as::<_, (i64, String)>("SELECT account_id, name FROM lightspeed.accounts")
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .collect();
+    let rows: Vec<StreamRow> = sqlx::query_as(
+        "SELECT s.account_id, s.stream, s.last_success_at, extract(epoch FROM s.lag)::float8,
+                s.last_status, r.kind, r.started_at, r.finished_at, r.rows, s.last_error
+         FROM lightspeed.sync_status s
+         LEFT JOIN LATERAL (SELECT kind, started_at, finished_at, rows FROM lightspeed_sync.runs r
+                            WHERE r.account_id = s.account_id AND r.stream = s.stream
+                            ORDER BY r.started_at DESC, r.run_id DESC LIMIT 1) r ON true
+         ORDER BY s.account_id, s.stream",
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut accounts: BTreeMap<u64, AccountView> = BTreeMap::new();
+    for c in credentials {
+        let name = names
+            .get(&(c.account_id as i64))
+            .cloned()
+            .unwrap_or(c.account_name);
+        let needs = c.status == AccountStatus::NeedsReauth;
+        accounts.insert(
+            c.account_id,
+            AccountView {
+                account_id: c.account_id,
+                name,
+                authorization: c.status.as_str().to_string(),
+                authorization_reason: c.status_reason.filter(|_| needs),
+                authorization_changed_at: c.status_changed_at,
+                token_refreshed_at: c.refreshed_at,
+                streams: Vec::new(),
+            },
+        );
+    }
+    let mut by_stream: BTreeMap<(u64, String), StreamView> = BTreeMap::new();
+    for (id, stream, success, lag, status, kind, started, finished, rows, error) in rows {
+        let id = id as u64;
+        accounts.entry(id).or_insert_with(|| AccountView {
+            account_id: id,
+            name: names.get(&(id as i64)).cloned().unwrap_or_default(),
+            authorization: "disconnected".into(),
+            authorization_reason: None,
+            authorization_changed_at: None,
+            token_refreshed_at: None,
+            streams: Vec::new(),
+        });
+        let view = StreamView {
+            stream: stream.clone(),
+            last_success_at: success,
+            lag_seconds: lag,
+            last_status: status,
+            last_kind: kind,
+            last_started_at: started,
+            last_finished_at: finished,
+            last_rows: rows,
+            last_error: error,
+        };
+        by_stream.insert((id, stream), view);
+    }
+    for (id, account) in accounts.iter_mut() {
+        for stream in STREAMS {
+            let view = by_stream
+                .remove(&(*id, stream.to_string()))
+                .unwrap_or_else(|| never_run(stream));
+            account.streams.push(view);
+        }
+    }
+    Ok(StatusReport {
+        generated_at,
+        accounts: accounts.into_values().collect(),
+    })
+}
+
+fn never_run(stream: &str) -> StreamView {
+    StreamView {
+        stream: stream.into(),
+        last_success_at: None,
+        lag_seconds: None,
+        last_status: None,
+        last_kind: None,
+        last_started_at: None,
+        last_finished_at: None,
+        last_rows: None,
+        last_error: None,
+    }
+}
+
+/// The report as a table for a person.
+pub fn render_table(report: &StatusReport) -> String {
+    if report.accounts.is_empty() {
+        return "no accounts connected: run `lightspeed-sync authorize` to connect one\n".into();
+    }
+    let mut rows = vec![
+        [
+            "ACCOUNT",
+            "NAME",
+            "AUTHORIZATION",
+            "STREAM",
+            "LAST SUCCESS",
+            "LAG",
+            "ROWS",
+            "LAST RUN",
+        ]
+        .map(String::from),
+    ];
+    let mut notes = Vec::new();
+    for a in &report.accounts {
+        if let Some(reason) = &a.authorization_reason {
+            notes.push(format!(
+                "account {}: needs re-authorization since {}: {reason}",
+                a.account_id,
+                a.authorization_changed_at
+                    .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                    .unwrap_or_else(|| "?".into())
+            ));
+        }
+        for s in &a.streams {
+            rows.push([
+                a.account_id.to_string(),
+                a.name.clone(),
+                a.authorization.clone(),
+                s.stream.clone(),
+                s.last_success_at
+                    .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+                    .unwrap_or_else(|| "never".into()),
+                s.lag_seconds.map(human_secs).unwrap_or_else(|| "-".into()),
+                s.last_rows
+                    .map(|r| r.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                s.last_status.clone().unwrap_or_else(|| "-".into()),
+            ]);
+            if let (Some(status), Some(error)) = (&s.last_status, &s.last_error)
+                && status != "succeeded"
+            {
+                notes.push(format!(
+                    "account {} {}: last run {status}: {error}",
+                    a.account_id, s.stream
+                ));
+            }
+        }
+    }
+    let mut widths = [0usize; 8];
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in &rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        let _ = writeln!(out, "{}", line.join("  ").trim_end());
+    }
+    for note in notes {
+        let _ = writeln!(out, "\n{note}");
+    }
+    out
+}
+
+/// `3725.2` → `1h 2m`.
+fn human_secs(secs: f64) -> String {
+    let s = secs.max(0.0) as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m {}s", s / 60, s % 60),
+        3600..86400 => format!("{}h {}m", s / 3600, (s % 3600) / 60),
+        _ => format!("{}d {}h", s / 86400, (s % 86400) / 3600),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_durations() {
+        assert_eq!(human_secs(5.4), "5s");
+        assert_eq!(human_secs(125.0), "2m 5s");
+        assert_eq!(human_secs(3725.0), "1h 2m");
+        assert_eq!(human_secs(90_000.0), "1d 1h");
+    }
+
+    #[test]
+    fn empty_table_says_how_to_connect() {
+        let r = StatusReport {
+            generated_at: Utc::now(),
+            accounts: vec![],
+        };
+        assert!(render_table(&r).contains("authorize"));
+    }
+}

@@ -1,0 +1,369 @@
+//! The worker: a bounded, fair queue of account jobs.
+//!
+//! Each account has at most one task at a time, which holds at most one of the `sync.concurrency`
+//! slots (a FIFO semaphore). Jobs that arrive for an account while its task runs are coalesced into
+//! its pending set (a job is pending at most once) and run after the current batch, so a job never
+//! overlaps itself for the same account. After each batch the task gives its slot back and queues
+//! again behind the accounts that are waiting: a large account cannot starve the others. Each account
+//! paces against its own rate-limit bucket (the API client keeps one pacer per account).
+//!
+//! Every task is spawned on the daemon's [`TaskTracker`], so shutdown can wait for them; the
+//! [`CancellationToken`] handed to the engine stops runs after the page in flight.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::sync::account::{Skipped, sync_account_with_ttl};
+use crate::sync::{Engine, Kind, RunStatus, Stream};
+use crate::tokens::store::{AccountCredentialInfo, AccountStatus, list_accounts};
+
+/// One kind of work on one account, in the order a batch runs them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Job {
+    /// The accounts stream (`lightspeed.accounts`).
+    Accounts,
+    /// An incremental customers run.
+    Customers,
+    /// A full customers walk (finds hard deletes and Contact-only edits).
+    FullRefresh,
+}
+
+impl Job {
+    /// The engine's stream and kind for this job.
+    pub fn stream_kind(self) -> (Stream, Kind) {
+        match self {
+            Job::Accounts => (Stream::Accounts, Kind::Full),
+            Job::Customers => (Stream::Customers, Kind::Incremental),
+            Job::FullRefresh => (Stream::Customers, Kind::Full),
+        }
+    }
+}
+
+/// What a scheduled tick asks of every connected account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tick {
+    /// `schedule.customers`: incremental customers.
+    Customers,
+    /// `schedule.accounts`: the accounts stream.
+    Accounts,
+    /// `schedule.full_refresh`: a full customers walk.
+    FullRefresh,
+    /// The sync right after start: accounts, then incremental customers.
+    Initial,
+}
+
+impl Tick {
+    /// The jobs this tick enqueues per account.
+    pub fn jobs(self) -> &'static [Job] {
+        match self {
+            Tick::Customers => &[Job::Customers],
+            Tick::Accounts => &[Job::Accounts],
+            Tick::FullRefresh => &[Job::FullRefresh],
+            Tick::Initial => &[Job::Accounts, Job::Customers],
+        }
+    }
+
+    /// The name used in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tick::Customers => "customers",
+            Tick::Accounts => "accounts",
+            Tick::FullRefresh => "full_refresh",
+            Tick::Initial => "initial",
+        }
+    }
+}
+
+/// What one tick did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TickReport {
+    /// Accounts whose task was started by this tick.
+    pub started: Vec<u64>,
+    /// Accounts that already had a task: the jobs were added to (or already in) its pending set.
+    pub coalesced: Vec<u64>,
+    /// Accounts skipped because they need re-authorization.
+    pub needs_reauth: Vec<u64>,
+    /// True when the worker is closed (shutting down) and nothing was enqueued.
+    pub closed: bool,
+}
+
+/// How an [`Worker::enqueue`] call was handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    /// A task was started for the account.
+    Started,
+    /// The account already had a task; the jobs join its pending set.
+    Coalesced,
+    /// The worker is shutting down.
+    Closed,
+}
+
+/// The bounded, fair queue of account jobs. Cheap to clone.
+#[derive(Clone)]
+pub struct Worker {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Engine,
+    lease_ttl: Duration,
+    slots: Arc<Semaphore>,
+    tracker: TaskTracker,
+    cancel: CancellationToken,
+    state: Mutex<State>,
+    idle: Notify,
+}
+
+#[derive(Default)]
+struct State {
+    closed: bool,
+    /// Accounts with a task (waiting for a slot or running), and their jobs not yet started.
+    accounts: HashMap<u64, Pending>,
+}
+
+struct Pending {
+    account: AccountCredentialInfo,
+    jobs: BTreeSet<Job>,
+}
+
+impl Worker {
+    /// A worker running at most `concurrency` accounts at once with `engine`, spawning on `tracker`,
+    /// stopping runs when `cancel` fires, holding leases for `lease_ttl` between renewals.
+    pub fn new(
+        engine: Engine,
+        concurrency: usize,
+        lease_ttl: Duration,
+        tracker: TaskTracker,
+        cancel: CancellationToken,
+    ) -> Self {
+        Worker {
+            inner: Arc::new(Inner {
+                engine,
+                lease_ttl,
+                slots: Arc::new(Semaphore::new(concurrency.max(1))),
+                tracker,
+                cancel,
+                state: Mutex::new(State::default()),
+                idle: Notify::new(),
+            }),
+        }
+    }
+
+    /// The engine the jobs run with.
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// One tick: read the connected accounts now (so accounts connected since start are included) and
+    /// enqueue `tick`'s jobs for each; accounts needing re-authorization are skipped with a log line.
+    pub async fn tick(&self, tick: Tick) -> Result<TickReport, sqlx::Error> {
+        let accounts = list_accounts(&self.inner.engine.pool).await?;
+        crate::daemon::metrics::set_account_gauges(&accounts);
+        let mut report = TickReport::default();
+        for account in accounts {
+            let id = account.account_id;
+            if account.status == AccountStatus::NeedsReauth {
+                tracing::warn!(
+                    account = id,
+                    tick = tick.as_str(),
+                    reason = account.status_reason.as_deref().unwrap_or(""),
+                    "account {id} needs re-authorization; skipped (run `lightspeed-sync authorize` to reconnect it)"
+                );
+                report.needs_reauth.push(id);
+                continue;
+            }
+            match self.enqueue(account, tick.jobs()) {
+                Enqueued::Started => report.started.push(id),
+                Enqueued::Coalesced => report.coalesced.push(id),
+                Enqueued::Closed => {
+                    report.closed = true;
+                    break;
+                }
+            }
+        }
+        tracing::debug!(
+            tick = tick.as_str(),
+            started = report.started.len(),
+            coalesced = report.coalesced.len(),
+            needs_reauth = report.needs_reauth.len(),
+            "tick"
+        );
+        Ok(report)
+    }
+
+    /// Run [`Worker::tick`] in a tracked task, logging a failure (the shape of a cron job's body).
+    pub fn spawn_tick(&self, tick: Tick) {
+        let worker = self.clone();
+        self.inner.tracker.spawn(async move {
+            if let Err(e) = worker.tick(tick).await {
+                tracing::error!(tick = tick.as_str(), error.message = %e, error.cause_chain = ?e,
+                    "scheduled tick failed: could not list the connected accounts");
+            }
+        });
+    }
+
+    /// Add `jobs` for `account`: start its task, or add them to the pending set of the running one.
+    pub fn enqueue(&self, account: AccountCredentialInfo, jobs: &[Job]) -> Enqueued {
+        let id = account.account_id;
+        let mut state = self.state();
+        if state.closed {
+            return Enqueued::Closed;
+        }
+        if let Some(pending) = state.accounts.get_mut(&id) {
+            pending.jobs.extend(jobs.iter().copied());
+            pending.account = account;
+            metrics::counter!("lightspeed_daemon_jobs_coalesced_total").increment(1);
+            return Enqueued::Coalesced;
+        }
+        state.accounts.insert(
+            id,
+            Pending {
+                account,
+                jobs: jobs.iter().copied().collect(),
+            },
+        );
+        drop(state);
+        let worker = self.clone();
+        self.inner
+            .tracker
+            .spawn(async move { worker.account_task(id).await });
+        Enqueued::Started
+    }
+
+    /// Refuse new jobs from now on (shutdown). Jobs not started yet are dropped.
+    pub fn close(&self) {
+        self.state().closed = true;
+    }
+
+    /// Accounts with a task (waiting for a slot or running).
+    pub fn active_accounts(&self) -> usize {
+        self.state().accounts.len()
+    }
+
+    /// Wait until no account has a task (every enqueued job ran or was dropped).
+    pub async fn wait_idle(&self) {
+        loop {
+            let notified = self.inner.idle.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.state().accounts.is_empty() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the map half-updated; keep going.
+        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The account's task: wait for a slot, run the pending jobs as one batch under the account's
+    /// lease, give the slot back, and go again while jobs arrived meanwhile.
+    async fn account_task(self, id: u64) {
+        loop {
+            let permit = tokio::select! {
+                biased;
+                _ = self.inner.cancel.cancelled() => None,
+                permit = self.inner.slots.clone().acquire_owned() => permit.ok(),
+            };
+            let batch = permit.as_ref().and_then(|_| self.take_batch(id));
+            let Some((account, jobs)) = batch else {
+                self.finish(id);
+                return;
+            };
+            // In a task of its own so that a panic in a run ends that batch, not the account's task.
+            let worker = self.clone();
+            let run = self
+                .inner
+                .tracker
+                .spawn(async move { worker.run_batch(&account, &jobs).await });
+            if let Err(e) = run.await {
+                tracing::error!(account = id, error = %e, "a sync task panicked");
+            }
+            drop(permit);
+            if !self.has_pending(id) {
+                return;
+            }
+        }
+    }
+
+    /// The pending jobs of the account, emptied; `None` when there are none or the worker is stopping.
+    fn take_batch(&self, id: u64) -> Option<(AccountCredentialInfo, Vec<Job>)> {
+        if self.inner.cancel.is_cancelled() {
+            return None;
+        }
+        let mut state = self.state();
+        let pending = state.accounts.get_mut(&id)?;
+        if pending.jobs.is_empty() {
+            return None;
+        }
+        let jobs = std::mem::take(&mut pending.jobs).into_iter().collect();
+        Some((pending.account.clone(), jobs))
+    }
+
+    /// After a batch: true if more jobs are pending; otherwise the account's task ends here, under
+    /// the same lock that `enqueue` takes, so no job can be added to a task that is going away.
+    fn has_pending(&self, id: u64) -> bool {
+        let mut state = self.state();
+        let more = state.accounts.get(&id).is_some_and(|p| !p.jobs.is_empty());
+        if !more || self.inner.cancel.is_cancelled() {
+            state.accounts.remove(&id);
+            drop(state);
+            self.inner.idle.notify_waiters();
+            return false;
+        }
+        true
+    }
+
+    fn finish(&self, id: u64) {
+        self.state().accounts.remove(&id);
+        self.inner.idle.notify_waiters();
+    }
+
+    async fn run_batch(&self, account: &AccountCredentialInfo, jobs: &[Job]) {
+        let id = account.account_id;
+        let streams: Vec<(Stream, Kind)> = jobs.iter().map(|j| j.stream_kind()).collect();
+        let engine = &self.inner.engine;
+        let result = sync_account_with_ttl(
+            engine,
+            account,
+            &streams,
+            &self.inner.cancel,
+            self.inner.lease_ttl,
+        )
+        .await;
+        match result {
+            Ok(reports) => {
+                let failed = reports
+                    .iter()
+                    .filter(|r| r.status == RunStatus::Failed)
+                    .count();
+                tracing::debug!(account = id, runs = reports.len(), failed, "batch done");
+            }
+            Err(Skipped::Busy { .. }) => {
+                metrics::counter!("lightspeed_daemon_skipped_total", "reason" => "busy")
+                    .increment(1);
+                tracing::debug!(
+                    account = id,
+                    "account is being synced by another replica; skipped"
+                );
+            }
+            Err(e @ Skipped::NeedsReauth { .. }) => {
+                metrics::counter!("lightspeed_daemon_skipped_total", "reason" => "needs_reauth")
+                    .increment(1);
+                tracing::warn!(account = id, "{e}");
+            }
+            Err(e @ Skipped::Lease { .. }) => {
+                metrics::counter!("lightspeed_daemon_skipped_total", "reason" => "lease_error")
+                    .increment(1);
+                tracing::warn!(account = id, error.message = %e, "could not take the account's lease; skipped");
+            }
+        }
+    }
+}
