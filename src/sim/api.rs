@@ -115,7 +115,8 @@ pub(crate) async fn handle(
         sh.counters.lock().expect("counters").faults += 1;
     }
     match fault {
-        Some(Fault::ServerError(code)) => return html_error(code),
+        Some(Fault::ServerError) => return html_error(503),
+        Some(Fault::Status(code)) => return html_error(code),
         Some(Fault::Slow(d)) => tokio::time::sleep(d).await,
         _ => {}
     }

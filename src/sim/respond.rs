@@ -132,7 +132,7 @@ pub(crate) fn html_error(code: u16) -> Response {
     resp
 }
 
-/// Turn a good response into the faulty one (`Slow` and `ServerError` are handled earlier).
+/// Turn a good response into the faulty one (`Slow`, `ServerError` and `Status` are handled earlier).
 pub(crate) async fn spoil(resp: Response, f: Fault) -> Response {
     let (mut parts, body) = resp.into_parts();
     let bytes = axum::body::to_bytes(body, usize::MAX)
@@ -146,7 +146,7 @@ pub(crate) async fn spoil(resp: Response, f: Fault) -> Response {
             parts.headers.remove(header::CONTENT_LENGTH);
             faults::dropping_body(text)
         }
-        Fault::ServerError(_) | Fault::Slow(_) => Body::from(text),
+        Fault::ServerError | Fault::Status(_) | Fault::Slow(_) => Body::from(text),
     };
     Response::from_parts(parts, body)
 }
