@@ -8,6 +8,8 @@ use rand::rngs::SmallRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 
+use super::names::{CITIES, COMPANIES, FIRST, LAST, PHONE_TYPES, STREETS, TITLES};
+
 /// The reference "now" of generated data: 2026-01-01T00:00:00Z. Generated times lie before it.
 pub(crate) const GEN_NOW: i64 = 1_767_225_600;
 const SIX_YEARS: i64 = 6 * 365 * 86_400;
@@ -67,93 +69,6 @@ pub(crate) struct Address {
     pub country: String,
     pub country_code: String,
 }
-
-const FIRST: &[&str] = &[
-    "Emma",
-    "Liam",
-    "José",
-    "Zoë",
-    "François",
-    "Siobhán",
-    "Łukasz",
-    "Mónica",
-    "Björn",
-    "Ana 🌸",
-    "Chloé",
-    "Noah",
-    "Olivia",
-    "Mateo",
-    "Sakura",
-    "美咲",
-    "伟",
-    "Aïcha",
-    "Søren",
-    "Renée",
-    "Jean-Luc",
-    "Mary Ann",
-    "Dmitrí",
-    "Nguyễn Văn",
-    "Ólafur",
-    "Ève",
-    "D'Arcy",
-    "Kai",
-    "",
-];
-const LAST: &[&str] = &[
-    "Smith",
-    "O'Brien",
-    "Müller",
-    "García",
-    "Tremblay",
-    "Nguyễn",
-    "Van der Berg",
-    "D'Angelo",
-    "Lefèvre",
-    "Kowalski",
-    "Søndergaard",
-    "王",
-    "李",
-    "田中",
-    "Côté",
-    "St-Pierre",
-    "MacDonald",
-    "Øster",
-    "Ramírez",
-    "Gagnon 🍁",
-    "Nakamura",
-    "Brown",
-    "Ó Súilleabháin",
-    "",
-];
-const TITLES: &[&str] = &["Manager", "Dr.", "CEO", "Buyer", "Chef de cuisine", "Owner"];
-const COMPANIES: &[&str] = &[
-    "Acme Corp",
-    "Bob \"The Builder\" Ltd",
-    "Café Olé",
-    "Smith & Sons <Wholesale>",
-    "株式会社サンプル",
-    "Back\\slash Supplies",
-    "Les Entreprises Côté inc.",
-    "🚲 Bike Barn",
-];
-const CITIES: &[(&str, &str, &str, &str, &str)] = &[
-    ("Montréal", "Québec", "QC", "Canada", "CA"),
-    ("Toronto", "Ontario", "ON", "Canada", "CA"),
-    ("New York", "New York", "NY", "United States", "US"),
-    ("Portland", "Oregon", "OR", "United States", "US"),
-    ("Gent", "", "", "Belgium", "BE"),
-    ("Zürich", "Zürich", "ZH", "Switzerland", "CH"),
-    ("東京", "", "", "Japan", "JP"),
-    ("", "", "", "", ""),
-];
-const STREETS: &[&str] = &[
-    "Rue Saint-Denis",
-    "Main St",
-    "O'Connell Street",
-    "Bahnhofstrasse",
-    "King St W",
-];
-const PHONE_TYPES: &[&str] = &["Home", "Work", "Mobile", "Pager", "Fax"];
 
 /// A fresh RNG for `account_index` under `seed` (independent streams per account).
 pub(crate) fn account_rng(seed: u64, account_index: usize) -> SmallRng {

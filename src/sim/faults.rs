@@ -16,8 +16,10 @@ pub enum Fault {
     MalformedJson,
     /// Status 200 with well-formed JSON of the wrong types (`"customerID":"abc"`, a bad `timeStamp`).
     WrongTypes,
-    /// A Cloudflare-like HTML error page with this status (500, 502, 503 or 504).
-    ServerError(u16),
+    /// A Cloudflare-like HTML `503` page (overloaded or down for maintenance).
+    ServerError,
+    /// A Cloudflare-like HTML error page with this status (e.g. 500, 502, 504).
+    Status(u16),
     /// Status 200, then the connection is aborted mid-body.
     Drop,
     /// The normal response, delayed.
@@ -57,10 +59,10 @@ impl Faults {
             return None;
         }
         Some(match self.rng.random_range(0..6) {
-            0 => Fault::ServerError(500),
-            1 => Fault::ServerError(502),
-            2 => Fault::ServerError(503),
-            3 => Fault::ServerError(504),
+            0 => Fault::Status(500),
+            1 => Fault::Status(502),
+            2 => Fault::Status(503),
+            3 => Fault::Status(504),
             4 => Fault::Drop,
             _ => Fault::Slow(self.slow),
         })

@@ -8,15 +8,12 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rand::Rng;
-use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
+use super::codes::Code;
+use super::tokens::{jwt, random_token};
 use super::{RotationMode, TokenPair};
 
-const CODE_LIFETIME: Duration = Duration::from_secs(60);
 const REFRESH_IDLE_LIFETIME: Duration = Duration::from_secs(30 * 86_400);
 const RETRY_WINDOW: Duration = Duration::from_secs(60);
 const RETRIES_PER_WINDOW: usize = 5;
@@ -36,19 +33,11 @@ pub(crate) struct GrantError {
     pub hint: String,
 }
 
-fn invalid_grant(hint: &str) -> GrantError {
+pub(super) fn invalid_grant(hint: &str) -> GrantError {
     GrantError {
         error: "invalid_grant",
         hint: hint.into(),
     }
-}
-
-struct Code {
-    account: u64,
-    scope: String,
-    expires: Instant,
-    challenge: Option<(String, String)>,
-    used: bool,
 }
 
 struct Access {
@@ -77,7 +66,7 @@ pub(crate) struct Grants {
     pub mode: RotationMode,
     pub lifetime: Duration,
     pub client_id: String,
-    codes: HashMap<String, Code>,
+    pub(super) codes: HashMap<String, Code>,
     access: HashMap<String, Access>,
     refresh: HashMap<String, Refresh>,
     next_grant: u64,
@@ -95,81 +84,6 @@ impl Grants {
             refresh: HashMap::new(),
             next_grant: 1,
         }
-    }
-
-    /// Record an authorization code for `account` (valid 60 s, single use).
-    pub(crate) fn new_code(
-        &mut self,
-        account: u64,
-        scope: String,
-        challenge: Option<(String, String)>,
-        now: Instant,
-    ) -> String {
-        let code = random_token("def502", 300..420);
-        self.codes.insert(
-            code.clone(),
-            Code {
-                account,
-                scope,
-                expires: now + CODE_LIFETIME,
-                challenge,
-                used: false,
-            },
-        );
-        code
-    }
-
-    /// Exchange a code (checking PKCE) for a new token pair starting a new chain.
-    pub(crate) fn exchange(
-        &mut self,
-        code: &str,
-        verifier: Option<&str>,
-        now: Instant,
-        wall: i64,
-    ) -> Result<TokenPair, GrantError> {
-        let c = self
-            .codes
-            .get_mut(code)
-            .ok_or_else(|| invalid_grant("Cannot decrypt the authorization code"))?;
-        if c.used {
-            return Err(invalid_grant("Authorization code has been revoked"));
-        }
-        if now > c.expires {
-            return Err(invalid_grant("Authorization code has expired"));
-        }
-        match (&c.challenge, verifier) {
-            (None, None) => {}
-            (None, Some(_)) => {
-                return Err(invalid_grant(
-                    "code_verifier received when no code_challenge is present",
-                ));
-            }
-            (Some(_), None) => {
-                return Err(GrantError {
-                    error: "invalid_request",
-                    hint: "Check the `code_verifier` parameter".into(),
-                });
-            }
-            (Some((challenge, method)), Some(v)) => {
-                if !verifier_ok(v) {
-                    return Err(GrantError {
-                        error: "invalid_request",
-                        hint: "Code Verifier must follow the specifications of RFC-7636.".into(),
-                    });
-                }
-                let computed = if method == "plain" {
-                    v.to_string()
-                } else {
-                    URL_SAFE_NO_PAD.encode(Sha256::digest(v.as_bytes()))
-                };
-                if computed != *challenge {
-                    return Err(invalid_grant("Failed to verify `code_verifier`."));
-                }
-            }
-        }
-        c.used = true;
-        let (account, scope) = (c.account, c.scope.clone());
-        Ok(self.start_chain(account, scope, now, wall))
     }
 
     /// A fresh pair on a new chain (code exchange, or the `issue_tokens` hook).
@@ -392,50 +306,4 @@ impl Grants {
             .filter(|a| a.account == account)
             .for_each(|a| a.expires = a.expires.min(now));
     }
-}
-
-/// RFC 7636: 43–128 characters of `[A-Za-z0-9-._~]`.
-fn verifier_ok(v: &str) -> bool {
-    (43..=128).contains(&v.len())
-        && v.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
-}
-
-/// `prefix` followed by random hex, of a random total length in `len`.
-fn random_token(prefix: &str, len: std::ops::Range<usize>) -> String {
-    let mut rng = rand::rng();
-    let n = rng.random_range(len);
-    let mut s = String::with_capacity(n);
-    s.push_str(prefix);
-    while s.len() < n {
-        s.push(char::from_digit(rng.random_range(0..16), 16).expect("hex digit"));
-    }
-    s
-}
-
-/// A JWT-shaped access token (random signature: nothing verifies it but this simulator).
-fn jwt(client_id: &str, account: u64, scope: &str, wall: i64, lifetime: u64) -> String {
-    let mut rng = rand::rng();
-    let header =
-        URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256","typ":"JWT","kid":"RT_OAUTH2_2024_07_08"}"#);
-    let jti: String = (0..rng.random_range(40..80))
-        .map(|_| char::from_digit(rng.random_range(0..16), 16).expect("hex"))
-        .collect();
-    let payload = serde_json::json!({
-        "iss": "https://cloud.lightspeedapp.com",
-        "aud": client_id,
-        "sub": (account % 997 + 1).to_string(),
-        "acct": account.to_string(),
-        "scope": scope,
-        "iat": wall,
-        "nbf": wall,
-        "exp": wall + lifetime as i64,
-        "jti": jti,
-    });
-    let sig: Vec<u8> = (0..256).map(|_| rng.random()).collect();
-    format!(
-        "{header}.{}.{}",
-        URL_SAFE_NO_PAD.encode(payload.to_string()),
-        URL_SAFE_NO_PAD.encode(sig)
-    )
 }

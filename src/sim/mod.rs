@@ -9,17 +9,22 @@
 
 mod api;
 mod args;
+mod codes;
 mod data;
 mod faults;
 mod grants;
 mod hooks;
 mod json;
 mod mutations;
+mod names;
 mod oauth;
+mod page;
 mod query;
 mod ratelimit;
+mod respond;
 mod server;
 mod store;
+mod tokens;
 mod xml;
 
 use std::collections::{BTreeMap, HashMap};

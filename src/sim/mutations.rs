@@ -28,7 +28,12 @@ pub enum Mutation {
     /// Archive and scrub: firstName `Customer`, lastName `[id]`, contact emptied.
     Anonymize(u64),
     /// Change emails/phones/addresses; `Contact.timeStamp` always moves, `timeStamp` only if asked.
-    ContactEdit { id: u64, bump_timestamp: bool },
+    ContactEdit {
+        /// The customer.
+        id: u64,
+        /// Whether `Customer.timeStamp` moves too.
+        bump_timestamp: bool,
+    },
     /// Remove the customer entirely (undocumented upstream, but possible).
     HardDelete(u64),
     /// `count` random customers get one identical new `timeStamp` (a mass edit).

@@ -13,8 +13,8 @@ use axum::response::Response;
 use tokio::time::Instant;
 
 use super::grants::GrantError;
+use super::respond::plain;
 use super::{Shared, TokenPair, json};
-use crate::sim::api::plain;
 
 fn describe(error: &str) -> &'static str {
     match error {

@@ -63,7 +63,7 @@ pub(crate) struct AccountData {
 }
 
 /// Where an index walk starts: strictly after `key` (and after `id` on that key, when given).
-pub(crate) type From = Option<(Key, Option<u64>)>;
+pub(crate) type Start = Option<(Key, Option<u64>)>;
 
 impl AccountData {
     /// An account holding `customers`.
@@ -131,7 +131,7 @@ impl AccountData {
         &self,
         field: SortField,
         up: bool,
-        from: From,
+        from: Start,
     ) -> Box<dyn Iterator<Item = &Entry> + '_> {
         let ids: Box<dyn Iterator<Item = u64> + '_> = match field {
             SortField::Id => {

@@ -31,9 +31,16 @@ async fn wrong_types_break_the_customer_id_and_timestamp() {
 }
 
 #[tokio::test]
-async fn server_error_is_an_html_page() {
+async fn server_error_is_an_html_503() {
     let ctx = start(cfg(20)).await;
-    ctx.sim.inject(Fault::ServerError(502));
+    ctx.sim.inject(Fault::ServerError);
+    assert_eq!(ctx.get(&ctx.url("Customer.json")).await.status(), 503);
+}
+
+#[tokio::test]
+async fn status_fault_is_an_html_page_with_that_status() {
+    let ctx = start(cfg(20)).await;
+    ctx.sim.inject(Fault::Status(502));
     let r = ctx.get(&ctx.url("Customer.json")).await;
     assert_eq!(r.status(), 502);
     assert!(

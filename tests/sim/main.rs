@@ -1,5 +1,6 @@
 //! Integration tests of the R-Series simulator (`lightspeed_sync::sim`), over real HTTP.
 
+mod args;
 mod auth;
 mod determinism;
 mod faults;

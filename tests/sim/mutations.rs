@@ -169,3 +169,35 @@ async fn background_mutations_run_and_pause() {
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(paused, ctx.sim.truth(ctx.account));
 }
+
+#[tokio::test]
+async fn unarchive_brings_the_customer_back() {
+    let ctx = start(cfg(50)).await;
+    let id = ctx
+        .sim
+        .truth(ctx.account)
+        .iter()
+        .find(|c| c.archived)
+        .expect("an archived customer")
+        .id;
+    ctx.sim
+        .mutate(ctx.account, Mutation::Unarchive(id))
+        .unwrap();
+    assert!(ids(&ctx.walk(&ctx.url("Customer.json")).await).contains(&id));
+}
+
+#[tokio::test]
+async fn an_incremental_query_sees_archives_only_with_archived_true() {
+    let ctx = start(cfg(50)).await;
+    let id = first_active(&ctx);
+    let changed = ctx.sim.mutate(ctx.account, Mutation::Archive(id)).unwrap();
+    let since = chrono::DateTime::from_timestamp(changed.time_stamp, 0)
+        .unwrap()
+        .format("%Y-%m-%dT%H:%M:%S-00:00");
+    let q = format!("Customer.json?sort=timeStamp&timeStamp=%3E%3D%2C{since}");
+    assert!(ids(&ctx.walk(&ctx.url(&q)).await).is_empty());
+    assert_eq!(
+        ids(&ctx.walk(&ctx.url(&format!("{q}&archived=true"))).await),
+        vec![id]
+    );
+}

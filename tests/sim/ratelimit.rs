@@ -132,3 +132,38 @@ async fn limits_off_never_throttle() {
     let r = ctx.get(&ctx.url("Customer.json")).await;
     assert_eq!(header(&r, "x-ls-api-bucket-level"), "0/90");
 }
+
+/// The raw response head of one GET on a fresh connection.
+async fn raw_head(ctx: &Ctx) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(ctx.sim.local_addr())
+        .await
+        .unwrap();
+    let path = format!("/API/V3/Account/{}/Customer.json?limit=1", ctx.account);
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+        ctx.token
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out.split("\r\n\r\n").next().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn header_name_case_varies_between_connections() {
+    let ctx = start(limited(90.0, 20)).await;
+    let heads = [raw_head(&ctx).await, raw_head(&ctx).await];
+    assert!(
+        heads
+            .iter()
+            .any(|h| h.contains("\r\nx-ls-api-bucket-level: ")),
+        "{heads:?}"
+    );
+    assert!(
+        heads
+            .iter()
+            .any(|h| h.contains("\r\nX-Ls-Api-Bucket-Level: ")),
+        "{heads:?}"
+    );
+}
