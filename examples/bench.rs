@@ -36,7 +36,11 @@ fn main() -> anyhow::Result<()> {
         );
         let rt = tokio::runtime::Runtime::new()?;
         let code = rt.block_on(lightspeed_sync::cli::execute(cli));
-        std::process::exit(if code == std::process::ExitCode::SUCCESS { 0 } else { 1 });
+        std::process::exit(if code == std::process::ExitCode::SUCCESS {
+            0
+        } else {
+            1
+        });
     }
     let _ = rustls::crypto::ring::default_provider().install_default();
     let rt = tokio::runtime::Runtime::new()?;
@@ -54,7 +58,12 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn throughput(customers: usize) -> anyhow::Result<()> {
-    let sim = Simulator::start(SimConfig { customers, rate_limits: false, ..SimConfig::default() }).await?;
+    let sim = Simulator::start(SimConfig {
+        customers,
+        rate_limits: false,
+        ..SimConfig::default()
+    })
+    .await?;
     let outcome = sync_in_child(&sim).await?;
     let secs = outcome.run_secs;
     println!(
@@ -109,23 +118,42 @@ struct Outcome {
 
 /// Fresh database, the simulator's account connected, then `sync --stream customers` in a child.
 async fn sync_in_child(sim: &Simulator) -> anyhow::Result<Outcome> {
-    let base = std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let admin = PgPoolOptions::new().max_connections(1).connect(&base).await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)"))).execute(&admin).await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {BENCH_DB}"))).execute(&admin).await?;
+    let base = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let admin = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&base)
+        .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)"
+    )))
+    .execute(&admin)
+    .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {BENCH_DB}")))
+        .execute(&admin)
+        .await?;
     let mut url = url::Url::parse(&base)?;
     url.set_path(BENCH_DB);
-    let pool = PgPoolOptions::new().max_connections(2).connect(url.as_str()).await?;
+    let pool = PgPoolOptions::new()
+        .max_connections(2)
+        .connect(url.as_str())
+        .await?;
     lightspeed_sync::db::MIGRATOR.run(&pool).await?;
 
     let key = generate_key_base64();
     let keyring = std::sync::Arc::new(lightspeed_sync::tokens::crypto::Keyring::new(
-        lightspeed_sync::tokens::crypto::TokenKey::from_base64(&SecretString::from(key.clone()), 1)?,
+        lightspeed_sync::tokens::crypto::TokenKey::from_base64(
+            &SecretString::from(key.clone()),
+            1,
+        )?,
     ));
     let store = lightspeed_sync::tokens::store::TokenStore::new(pool.clone(), keyring);
     for account in sim.account_ids() {
         let pair = sim.issue_tokens(account);
-        let (access, refresh) = (SecretString::from(pair.access_token), SecretString::from(pair.refresh_token));
+        let (access, refresh) = (
+            SecretString::from(pair.access_token),
+            SecretString::from(pair.refresh_token),
+        );
         let tokens = lightspeed_sync::tokens::store::NewTokens {
             access_token: &access,
             refresh_token: &refresh,
@@ -172,8 +200,17 @@ async fn sync_in_child(sim: &Simulator) -> anyhow::Result<Outcome> {
     .await?;
     eprintln!("  (child process wall time {:.2} s)", wall.as_secs_f64());
     pool.close().await;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)"))).execute(&admin).await?;
-    Ok(Outcome { records, pages, run_secs, peak_kib })
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)"
+    )))
+    .execute(&admin)
+    .await?;
+    Ok(Outcome {
+        records,
+        pages,
+        run_secs,
+        peak_kib,
+    })
 }
 
 fn vm_hwm_kib(pid: u32) -> Option<u64> {

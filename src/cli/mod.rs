@@ -133,8 +133,3 @@ async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     println!("database is up to date");
     Ok(())
 }
-
-/// The error of a command that does not exist yet in this build.
-pub(crate) fn not_built(command: &str) -> anyhow::Result<()> {
-    anyhow::bail!("`{command}` is not built yet in this version of lightspeed-sync")
-}

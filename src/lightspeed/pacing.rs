@@ -65,7 +65,8 @@ pub struct PacerState {
     pub bucket: Option<Bucket>,
     /// Expected cost of the next request (`X-LS-API-Request-Cost` of the last response, else 1).
     pub cost: f64,
-    /// Requests allowed per 1-second window (`X-LS-API-Burst-Level` denominator).
+    /// Requests allowed per 1-second window (`X-LS-API-Burst-Level` denominator); 0 when the
+    /// server reports its bucket without a burst level (no burst limiter).
     pub burst_limit: u32,
     /// Send times inside the current burst window.
     pub sent: VecDeque<Instant>,
@@ -103,7 +104,7 @@ impl PacerState {
             self.sent.pop_front();
         }
         let per_window = self.burst_limit.saturating_sub(1).max(1) as usize;
-        if self.sent.len() >= per_window {
+        if self.burst_limit > 0 && self.sent.len() >= per_window {
             let oldest = self.sent[self.sent.len() - per_window];
             wait = wait.max((oldest + window).saturating_duration_since(now));
         }
@@ -142,10 +143,12 @@ impl PacerState {
         {
             self.cost = cost;
         }
-        if let Some((_, limit)) =
-            header_pair(headers, "x-ls-api-burst-level").filter(|(_, l)| *l >= 1.0)
-        {
+        let burst = header_pair(headers, "x-ls-api-burst-level").filter(|(_, l)| *l >= 1.0);
+        if let Some((_, limit)) = burst {
             self.burst_limit = limit as u32;
+        } else if header_pair(headers, "x-ls-api-bucket-level").is_some() {
+            // The server reports its bucket but no burst level: it has no burst limiter.
+            self.burst_limit = 0;
         }
         let drip = header_f64(headers, "x-ls-api-drip-rate").filter(|d| *d > 0.0);
         if let Some((level, size)) =

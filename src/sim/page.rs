@@ -66,19 +66,13 @@ impl ListQuery {
         };
         // `up` is the index direction: ascending sorts walk up when going forward.
         let up = forward != self.desc;
-        let mut page: Vec<&Entry> = acct
-            .walk(self.sort, up, from)
-            .filter(|e| self.matches(e))
-            .take(self.limit)
-            .collect();
+        let mut page: Vec<&Entry> = self.scan(acct, up, from).take(self.limit).collect();
         if !forward {
             page.reverse();
         }
         let cursor_of = |e: &Entry| (e.key(self.sort), by_id.then_some(e.c.id));
-        let exists_past = |e: &Entry, up: bool| {
-            acct.walk(self.sort, up, Some(cursor_of(e)))
-                .any(|x| self.matches(x))
-        };
+        let exists_past =
+            |e: &Entry, up: bool| self.scan(acct, up, Some(cursor_of(e))).next().is_some();
         let (next, previous) = match (page.first(), page.last()) {
             (Some(first), Some(last)) => {
                 let next = exists_past(last, !self.desc).then(|| self.encode(last, by_id));
@@ -94,6 +88,78 @@ impl ListQuery {
             next,
             previous,
         }
+    }
+
+    /// The matching entries in index order strictly past `from`. When the sort field is also
+    /// filtered, the walk seeks to the filter's bound and stops past the other one, so a filtered
+    /// page costs its own size rather than a scan of the whole account.
+    fn scan<'s, 'a: 's>(
+        &'s self,
+        acct: &'a AccountData,
+        up: bool,
+        from: Option<(Key, Option<u64>)>,
+    ) -> impl Iterator<Item = &'a Entry> + 's {
+        let (lo, hi) = self.bounds();
+        let (start, end) = if up { (lo, hi) } else { (hi, lo) };
+        // Seek: begin just before the first value the filter admits, unless the cursor is further.
+        let from = match (start, from) {
+            (Some(b), f) => {
+                let seek = if up { b - 1 } else { b + 1 };
+                let cursor_behind = f.as_ref().is_none_or(|(k, _)| {
+                    let k = key_int(k);
+                    if up { k < seek } else { k > seek }
+                });
+                if cursor_behind {
+                    Some((Key::Int(seek), None))
+                } else {
+                    f
+                }
+            }
+            (None, f) => f,
+        };
+        let sort = self.sort;
+        acct.walk(sort, up, from)
+            .take_while(move |e| match end {
+                Some(b) => {
+                    let k = key_int(&e.key(sort));
+                    if up { k <= b } else { k >= b }
+                }
+                None => true,
+            })
+            .filter(move |e| self.matches(e))
+    }
+
+    /// Inclusive bounds that the filters put on the sort field, when it is an integer field.
+    fn bounds(&self) -> (Option<i64>, Option<i64>) {
+        if !matches!(self.sort, SortField::Id | SortField::TimeStamp) {
+            return (None, None);
+        }
+        let (mut lo, mut hi) = (None::<i64>, None::<i64>);
+        let mut raise = |v: i64| lo = Some(lo.map_or(v, |l| l.max(v)));
+        for (field, op) in &self.filters {
+            if *field != self.sort {
+                continue;
+            }
+            match op {
+                Op::Eq(x) | Op::Ge(x) => raise(*x),
+                Op::Gt(x) => raise(x.saturating_add(1)),
+                Op::Between(a, _) => raise(*a),
+                _ => {}
+            }
+        }
+        let mut lower = |v: i64| hi = Some(hi.map_or(v, |h| h.min(v)));
+        for (field, op) in &self.filters {
+            if *field != self.sort {
+                continue;
+            }
+            match op {
+                Op::Eq(x) | Op::Le(x) => lower(*x),
+                Op::Lt(x) => lower(x.saturating_sub(1)),
+                Op::Between(_, b) => lower(*b),
+                _ => {}
+            }
+        }
+        (lo, hi)
     }
 
     /// The cursor for record `e`: base64 of `[sort value]` (or `[sort value, id]`).
@@ -113,5 +179,12 @@ impl ListQuery {
     /// The number of records matching (for `count=1`).
     pub(crate) fn count_in(&self, acct: &AccountData) -> usize {
         acct.all().filter(|e| self.matches(e)).count()
+    }
+}
+
+fn key_int(k: &Key) -> i64 {
+    match k {
+        Key::Int(i) => *i,
+        Key::Str(s) => s.parse().unwrap_or(0),
     }
 }
