@@ -165,13 +165,21 @@ async fn sync_in_child(sim: &Simulator) -> anyhow::Result<Outcome> {
     let started = Instant::now();
     let mut child = tokio::process::Command::new(std::env::current_exe()?)
         .args(["__child", "sync", "--stream", "customers"])
-        .env("LSSYNC__DATABASE__URL", url.as_str())
+        .env(
+            "LSSYNC__DATABASE__URL",
+            std::env::var("BENCH_CHILD_DB_SUFFIX")
+                .map(|sfx| format!("{url}{sfx}"))
+                .unwrap_or_else(|_| url.to_string()),
+        )
         .env("LSSYNC__LIGHTSPEED__API_BASE_URL", sim.base_url())
         .env("LSSYNC__LIGHTSPEED__AUTH_BASE_URL", sim.base_url())
         .env("LSSYNC__LIGHTSPEED__CLIENT_ID", sim.client_id())
         .env("LSSYNC__LIGHTSPEED__CLIENT_SECRET", sim.client_secret())
         .env("LSSYNC__SECURITY__TOKEN_KEY", &key)
-        .env("RUST_LOG", "warn")
+        .env(
+            "RUST_LOG",
+            std::env::var("BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::piped())
         .spawn()?;
     let pid = child.id().unwrap_or_default();

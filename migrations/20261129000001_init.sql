@@ -42,14 +42,17 @@ CREATE TABLE lightspeed.customers (
 );
 CREATE INDEX customers_updated_at_idx ON lightspeed.customers (account_id, updated_at);
 
+-- Contact rows of a customer, in the order Lightspeed lists them. They belong to
+-- lightspeed.customers by (account_id, customer_id); the daemon replaces them together with their
+-- customer in one transaction. (No declared foreign key: its per-row check cost more than the whole
+-- rest of a page's write.)
 CREATE TABLE lightspeed.customer_emails (
     account_id          bigint NOT NULL,
     customer_id         bigint NOT NULL,
     position            integer NOT NULL,
     address             text NOT NULL,
     use_type            text NOT NULL DEFAULT '',
-    PRIMARY KEY (account_id, customer_id, position),
-    FOREIGN KEY (account_id, customer_id) REFERENCES lightspeed.customers ON DELETE CASCADE
+    PRIMARY KEY (account_id, customer_id, position)
 );
 
 CREATE TABLE lightspeed.customer_phones (
@@ -58,8 +61,7 @@ CREATE TABLE lightspeed.customer_phones (
     position            integer NOT NULL,
     number              text NOT NULL,
     use_type            text NOT NULL DEFAULT '',
-    PRIMARY KEY (account_id, customer_id, position),
-    FOREIGN KEY (account_id, customer_id) REFERENCES lightspeed.customers ON DELETE CASCADE
+    PRIMARY KEY (account_id, customer_id, position)
 );
 
 CREATE TABLE lightspeed.customer_addresses (
@@ -74,8 +76,7 @@ CREATE TABLE lightspeed.customer_addresses (
     zip                 text NOT NULL DEFAULT '',
     country             text NOT NULL DEFAULT '',
     country_code        text NOT NULL DEFAULT '',
-    PRIMARY KEY (account_id, customer_id, position),
-    FOREIGN KEY (account_id, customer_id) REFERENCES lightspeed.customers ON DELETE CASCADE
+    PRIMARY KEY (account_id, customer_id, position)
 );
 
 -- ---------------------------------------------------------------- internal

@@ -118,7 +118,7 @@ pub async fn upsert_customers(
     }
     let col = |f: fn(&CustomerRow) -> String| rows.iter().map(f).collect::<Vec<_>>();
     let ids: Vec<i64> = rows.iter().map(|r| r.customer_id).collect();
-    let written: Vec<i64> = sqlx::query_scalar(
+    let written: Vec<(i64,)> = sqlx::query_as(
         r#"
         INSERT INTO lightspeed.customers AS c (
             account_id, customer_id, first_name, last_name, title, company,
@@ -187,6 +187,7 @@ pub async fn upsert_customers(
     .fetch_all(&mut *conn)
     .await?;
 
+    let written: Vec<i64> = written.into_iter().map(|(id,)| id).collect();
     // Rows not replaced (an older version) were still seen upstream: keep them alive.
     if written.len() < rows.len() {
         sqlx::query(
@@ -205,11 +206,14 @@ pub async fn upsert_customers(
             .iter()
             .filter(|r| changed.contains(&r.customer_id))
             .collect();
+        // Also for fresh inserts: contact rows may outlive their customer row (an operator who
+        // truncated the customers to force a resync), and must not block the insert.
         replace_contacts(conn, account_id, &written, &changed_rows).await?;
     }
     Ok(written.len() as u64)
 }
 
+/// Drop the contact rows of the customers in `ids`, then insert those of `rows`.
 async fn replace_contacts(
     conn: &mut PgConnection,
     account_id: i64,

@@ -68,7 +68,8 @@ impl Limits {
             enabled,
             size,
             drip,
-            burst_limit,
+            // With limits off there is no burst limiter, so no burst header either.
+            burst_limit: if enabled { burst_limit } else { 0 },
             epoch: Instant::now(),
             buckets: HashMap::new(),
         }
