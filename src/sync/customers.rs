@@ -392,6 +392,17 @@ impl Prefix {
     }
 }
 
+/// A first sync grows the mirror from nothing in minutes, faster than autovacuum re-plans it; with
+/// statistics that still say "empty", the planner would scan a whole account's contact rows for
+/// every page. So a long run refreshes them now and then (after 8, 16, 32, ... pages).
+async fn refresh_statistics(engine: &Engine) {
+    let sql = "ANALYZE lightspeed.customers, lightspeed.customer_emails, lightspeed.customer_phones, \
+               lightspeed.customer_addresses";
+    if let Err(e) = sqlx::query(sql).execute(&engine.pool).await {
+        tracing::debug!(error = %e, "could not refresh the mirror's statistics");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Prefix;
@@ -418,16 +429,5 @@ mod tests {
         assert_eq!(p.safe, t(30));
         // Pages without a watermark (full walks) leave it alone.
         assert_eq!(p.watermark_for(3, None), t(30));
-    }
-}
-
-/// A first sync grows the mirror from nothing in minutes, faster than autovacuum re-plans it; with
-/// statistics that still say "empty", the planner would scan a whole account's contact rows for
-/// every page. So a long run refreshes them now and then (after 8, 16, 32, ... pages).
-async fn refresh_statistics(engine: &Engine) {
-    let sql = "ANALYZE lightspeed.customers, lightspeed.customer_emails, lightspeed.customer_phones, \
-               lightspeed.customer_addresses";
-    if let Err(e) = sqlx::query(sql).execute(&engine.pool).await {
-        tracing::debug!(error = %e, "could not refresh the mirror's statistics");
     }
 }
