@@ -79,6 +79,10 @@ fn describe() {
         "Failures to get an access token (needs_reauth: a person must run `authorize`)"
     );
     describe_counter!(
+        "lightspeed_token_refreshes_total",
+        "Refresh calls to the token endpoint by result (succeeded, invalid_grant, invalid_client, transient, other)"
+    );
+    describe_counter!(
         "lightspeed_token_rejected_total",
         "Access tokens the API rejected with 401 (each one triggers a refresh)"
     );

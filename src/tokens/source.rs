@@ -457,6 +457,7 @@ impl TokenSource {
             now,
         );
         tracing::info!(account_id, generation = new_generation, expires_at = %expires_at, "refreshed the access token");
+        metrics::counter!("lightspeed_token_refreshes_total", "result" => "succeeded").increment(1);
         Ok(response.access_token)
     }
 
@@ -468,7 +469,18 @@ impl TokenSource {
     ) -> Result<TokenResponse, OAuthError> {
         let mut attempt = 1;
         loop {
-            match self.oauth.refresh(refresh).await {
+            let outcome = self.oauth.refresh(refresh).await;
+            if let Err(e) = &outcome {
+                let result = match e {
+                    OAuthError::InvalidGrant { .. } => "invalid_grant",
+                    OAuthError::InvalidClient { .. } => "invalid_client",
+                    OAuthError::Transient { .. } => "transient",
+                    _ => "other",
+                };
+                metrics::counter!("lightspeed_token_refreshes_total", "result" => result)
+                    .increment(1);
+            }
+            match outcome {
                 Err(OAuthError::Transient {
                     reason,
                     retry_after,
