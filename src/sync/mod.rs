@@ -5,12 +5,14 @@
 //!
 //! - [`customers`]: the incremental walk by `timeStamp` (safe against ties at page boundaries) and the
 //!   full walk by `customerID` that finds hard deletes.
+//! - `commit`: the writing side of a customers run (pages committed at once, a gap-free cursor).
 //! - [`accounts`]: `Account.json` and the account's detail.
 //! - [`convert`]: wire records to mirror rows.
 //! - [`lease`]: holding an account's lease for the length of the work.
 
 pub mod account;
 pub mod accounts;
+mod commit;
 pub mod convert;
 pub mod customers;
 pub mod lease;
