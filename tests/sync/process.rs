@@ -107,3 +107,28 @@ async fn a_sync_killed_mid_way_then_run_again_loses_and_duplicates_nothing(pool:
             .unwrap();
     assert_eq!(statuses, vec!["interrupted", "succeeded"]);
 }
+
+#[sqlx::test(migrations = false)]
+async fn demo_works_from_a_clean_database(pool: PgPool) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_lightspeed-sync"))
+        .args(["demo", "--customers", "400"])
+        .env_clear()
+        .env("LSSYNC__DATABASE__URL", database_url(&pool).await)
+        .env("LSSYNC__LOG__FORMAT", "json")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "demo failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout.matches("through OAuth").count(), 2, "{stdout}");
+    assert!(stdout.contains("mirrored 800 customers"), "{stdout}");
+    assert!(stdout.contains("SELECT"), "example queries are printed: {stdout}");
+    let (customers, accounts, runs): (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM lightspeed.customers), (SELECT count(*) FROM lightspeed.accounts),
+                (SELECT count(*) FROM lightspeed.sync_runs WHERE status = 'succeeded')",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((customers, accounts, runs), (800, 2, 4));
+}
