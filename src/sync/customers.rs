@@ -27,6 +27,7 @@ use super::{Engine, Kind, SyncError, Tally};
 use crate::db::leases::{self, Lease};
 use crate::db::{cursors, mirror};
 use crate::lightspeed::api::Page;
+use crate::lightspeed::error::ApiError;
 use crate::lightspeed::query::{Archived, CustomerQuery, Filter, Sort, SortField};
 use crate::lightspeed::wire::Customer;
 
@@ -180,9 +181,28 @@ async fn sweep_ties(
     cancel: &CancellationToken,
 ) -> Result<(), SyncError> {
     tracing::debug!(account = account_id, %at, "a whole page shares one timeStamp: sweeping the ties by customerID");
+    // `><,T,T` (between, inclusive) is the documented operator; should a server refuse it on
+    // `timeStamp`, `=,T` says the same.
     let mut query = base_query(engine, SortField::CustomerId);
     query.time_stamp = Some(Filter::Between(at, at));
-    let first = engine.api.customers_url(account_id, &query);
+    let between = engine.api.customers_url(account_id, &query);
+    let first = match engine.api.get_customers_page(account_id, &between).await {
+        Err(ApiError::Status { status: 400, .. }) => {
+            query.time_stamp = Some(Filter::Eq(at));
+            engine.api.customers_url(account_id, &query)
+        }
+        Err(e) => return Err(e.into()),
+        Ok(page) => {
+            let next = page.next.clone();
+            if !send(tx, page, Some(at)).await {
+                return Ok(());
+            }
+            match next {
+                Some(n) => n,
+                None => return Ok(()),
+            }
+        }
+    };
     walk_following_next(engine, account_id, first, Some(at), tx, cancel).await
 }
 

@@ -119,10 +119,17 @@ async fn demo_works_from_a_clean_database(pool: PgPool) {
         .await
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "demo failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "demo failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(stdout.matches("through OAuth").count(), 2, "{stdout}");
     assert!(stdout.contains("mirrored 800 customers"), "{stdout}");
-    assert!(stdout.contains("SELECT"), "example queries are printed: {stdout}");
+    assert!(
+        stdout.contains("SELECT"),
+        "example queries are printed: {stdout}"
+    );
     let (customers, accounts, runs): (i64, i64, i64) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM lightspeed.customers), (SELECT count(*) FROM lightspeed.accounts),
                 (SELECT count(*) FROM lightspeed.sync_runs WHERE status = 'succeeded')",
