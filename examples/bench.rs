@@ -14,7 +14,9 @@
 //! The simulator runs in this process; the sync runs in a child process (this same executable,
 //! running the real `sync` command), so its memory is measured alone. Postgres comes from
 //! `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`); the benchmark creates and
-//! drops its own database `lssync_bench`.
+//! drops its own database `lssync_bench`. For diagnosis, `BENCH_LOG` sets the sync's `RUST_LOG` and
+//! `BENCH_CHILD_DB_SUFFIX` is appended to its database URL (e.g.
+//! `?options=-c%20log_min_duration_statement%3D5` to have Postgres log slow statements).
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
