@@ -135,6 +135,19 @@ async fn fetch_incremental(
                 return Ok(());
             }
         };
+        // A server that ignored the filter would have the walk go round in circles.
+        let ignored = match lower {
+            Some(Filter::Gt(t)) => first <= t,
+            Some(Filter::Ge(t)) => first < t,
+            _ => false,
+        };
+        if ignored {
+            return Err(ApiError::Malformed {
+                url,
+                reason: format!("records stamped {first} before the requested timeStamp bound"),
+            }
+            .into());
+        }
         // The newest stamp of the page (pages are sorted, but do not rely on it for the cursor).
         let newest = page
             .records

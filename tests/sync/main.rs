@@ -6,4 +6,5 @@ mod helpers;
 mod engine;
 mod faults;
 mod mirror;
+mod mock;
 mod process;
