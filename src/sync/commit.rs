@@ -58,7 +58,8 @@ pub(crate) async fn commit_pages(
             .progress
             .page(account_id, Stream::Customers, records, &stats);
         if tally.pages.is_power_of_two() && tally.pages >= 8 {
-            refresh_statistics(engine).await;
+            // In the background: the pages in flight hold open transactions meanwhile.
+            tokio::spawn(refresh_statistics(engine.pool.clone()));
         }
     }
     let safe = lock(&prefix).safe;
@@ -185,10 +186,13 @@ impl Prefix {
 /// A first sync grows the mirror from nothing in minutes, faster than autovacuum re-plans it; with
 /// statistics that still say "empty", the planner would scan a whole account's contact rows for
 /// every page. So a long run refreshes them now and then (after 8, 16, 32, ... pages).
-async fn refresh_statistics(engine: &Engine) {
-    let sql = "ANALYZE lightspeed.customers, lightspeed.customer_emails, lightspeed.customer_phones, \
-               lightspeed.customer_addresses";
-    if let Err(e) = sqlx::query(sql).execute(&engine.pool).await {
+async fn refresh_statistics(pool: sqlx::PgPool) {
+    // A small sample is enough to tell the planner the tables are no longer empty; autovacuum later
+    // analyzes them in full.
+    let sql = "BEGIN; SET LOCAL default_statistics_target = 10; \
+               ANALYZE lightspeed.customers, lightspeed.customer_emails, lightspeed.customer_phones, \
+               lightspeed.customer_addresses; COMMIT";
+    if let Err(e) = sqlx::raw_sql(sql).execute(&pool).await {
         tracing::debug!(error = %e, "could not refresh the mirror's statistics");
     }
 }
