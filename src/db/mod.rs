@@ -1,8 +1,6 @@
 //! The database: the pool, the embedded migrations, and one small module of statements per table
 //! (`credentials`, `mirror`, `runs`, `cursors`, `leases`). Nothing here speaks HTTP.
 
-pub mod credentials;
-
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
@@ -147,6 +145,7 @@ fn classify(url: &str, e: sqlx::Error) -> DbError {
 /// A short pause used between reconnection attempts by long-running loops.
 pub const RECONNECT_DELAY: Duration = Duration::from_secs(2);
 
+pub mod credentials;
 pub mod cursors;
 pub mod leases;
 pub mod mirror;
