@@ -126,8 +126,7 @@ async fn fetch_incremental(
         let mut query = base_query(engine, SortField::TimeStamp);
         query.time_stamp = lower.clone();
         let url = engine.api.customers_url(account_id, &query);
-        let mut page = engine.api.get_customers_page(account_id, &url).await?;
-        tracing::debug!(account = account_id, url = %url, records = page.records.len(), more = page.next.is_some(), "fetched page");
+        let mut page = fetch_page(engine, account_id, &url).await?;
         let (first, last) = match (page.records.first(), page.records.last()) {
             (Some(f), Some(l)) => (f.time_stamp, l.time_stamp),
             _ => {
@@ -198,25 +197,25 @@ async fn sweep_ties(
     // `timeStamp`, `=,T` says the same.
     let mut query = base_query(engine, SortField::CustomerId);
     query.time_stamp = Some(Filter::Between(at, at));
-    let between = engine.api.customers_url(account_id, &query);
-    let first = match engine.api.get_customers_page(account_id, &between).await {
-        Err(ApiError::Status { status: 400, .. }) => {
+    let first = match fetch_page(
+        engine,
+        account_id,
+        &engine.api.customers_url(account_id, &query),
+    )
+    .await
+    {
+        Err(SyncError::Api(ApiError::Status { status: 400, .. })) => {
             query.time_stamp = Some(Filter::Eq(at));
-            engine.api.customers_url(account_id, &query)
+            fetch_page(
+                engine,
+                account_id,
+                &engine.api.customers_url(account_id, &query),
+            )
+            .await?
         }
-        Err(e) => return Err(e.into()),
-        Ok(page) => {
-            let next = page.next.clone();
-            if !send(tx, page, Some(at)).await {
-                return Ok(());
-            }
-            match next {
-                Some(n) => n,
-                None => return Ok(()),
-            }
-        }
+        other => other?,
     };
-    walk_following_next(engine, account_id, first, Some(at), tx, cancel).await
+    follow(engine, account_id, first, Some(at), tx, cancel).await
 }
 
 async fn fetch_full(
@@ -235,24 +234,47 @@ async fn fetch_full(
 async fn walk_following_next(
     engine: &Engine,
     account_id: u64,
-    mut url: Url,
+    url: Url,
+    watermark: Option<DateTime<Utc>>,
+    tx: &mpsc::Sender<Fetched>,
+    cancel: &CancellationToken,
+) -> Result<(), SyncError> {
+    if cancel.is_cancelled() {
+        return Err(SyncError::Cancelled);
+    }
+    let first = fetch_page(engine, account_id, &url).await?;
+    follow(engine, account_id, first, watermark, tx, cancel).await
+}
+
+/// Send `page` to the writer, then fetch and send the pages its `next` leads to, verbatim.
+async fn follow(
+    engine: &Engine,
+    account_id: u64,
+    mut page: Page<Customer>,
     watermark: Option<DateTime<Utc>>,
     tx: &mpsc::Sender<Fetched>,
     cancel: &CancellationToken,
 ) -> Result<(), SyncError> {
     loop {
-        if cancel.is_cancelled() {
-            return Err(SyncError::Cancelled);
-        }
-        let page = engine.api.get_customers_page(account_id, &url).await?;
-        tracing::debug!(account = account_id, url = %url, records = page.records.len(), more = page.next.is_some(), "fetched page");
         let next = page.next.clone();
         if !send(tx, page, watermark).await {
             return Ok(());
         }
-        match next {
-            Some(n) => url = n,
-            None => return Ok(()),
+        let Some(url) = next else { return Ok(()) };
+        if cancel.is_cancelled() {
+            return Err(SyncError::Cancelled);
         }
+        page = fetch_page(engine, account_id, &url).await?;
     }
+}
+
+/// One page of customers, logged at debug.
+async fn fetch_page(
+    engine: &Engine,
+    account_id: u64,
+    url: &Url,
+) -> Result<Page<Customer>, SyncError> {
+    let page = engine.api.get_customers_page(account_id, url).await?;
+    tracing::debug!(account = account_id, url = %url, records = page.records.len(), more = page.next.is_some(), "fetched page");
+    Ok(page)
 }

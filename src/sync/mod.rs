@@ -254,7 +254,7 @@ impl Engine {
             ),
             Err(e) => (RunStatus::Failed, Some(e.to_string())),
         };
-        // Requests after the last commit (a failed page, the end of a walk) still count.
+        // Requests no commit accounted for (the accounts stream when its commit failed) still count.
         let rest = std::mem::take(&mut tally.uncommitted);
         tally.stats.add(&rest);
         let finish = async {

@@ -258,28 +258,27 @@ pub async fn mirror(pool: &PgPool, account: u64) -> BTreeMap<u64, Comparable> {
             },
         )
         .collect();
-    let emails: Vec<(i64, String, String)> = sqlx::query_as(
-        "SELECT customer_id, address, use_type FROM lightspeed.customer_emails WHERE account_id = $1 ORDER BY customer_id, position",
-    )
-    .bind(a)
-    .fetch_all(pool)
-    .await
-    .unwrap();
-    for (id, x, y) in emails {
-        if let Some(c) = out.get_mut(&(id as u64)) {
-            c.emails.push((x, y));
-        }
-    }
-    let phones: Vec<(i64, String, String)> = sqlx::query_as(
-        "SELECT customer_id, number, use_type FROM lightspeed.customer_phones WHERE account_id = $1 ORDER BY customer_id, position",
-    )
-    .bind(a)
-    .fetch_all(pool)
-    .await
-    .unwrap();
-    for (id, x, y) in phones {
-        if let Some(c) = out.get_mut(&(id as u64)) {
-            c.phones.push((x, y));
+    for (table, column) in [
+        ("customer_emails", "address"),
+        ("customer_phones", "number"),
+    ] {
+        let rows: Vec<(i64, String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT customer_id, {column}, use_type FROM lightspeed.{table}
+             WHERE account_id = $1 ORDER BY customer_id, position"
+        )))
+        .bind(a)
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        for (id, x, y) in rows {
+            if let Some(c) = out.get_mut(&(id as u64)) {
+                let list = if table == "customer_emails" {
+                    &mut c.emails
+                } else {
+                    &mut c.phones
+                };
+                list.push((x, y));
+            }
         }
     }
     type Addr = (

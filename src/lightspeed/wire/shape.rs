@@ -44,6 +44,38 @@ impl<T> Entries<T> {
     }
 }
 
+/// The scalar cases shared by both visitors: `""`, `null` and unit mean "none"; any other scalar is
+/// an unexpected shape, described for the error message.
+macro_rules! scalar_visits {
+    () => {
+        fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(if v.is_empty() {
+                Entries::default()
+            } else {
+                Entries::bad(format!("a string {v:?}"))
+            })
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(Entries::default())
+        }
+        fn visit_none<E>(self) -> Result<Self::Value, E> {
+            Ok(Entries::default())
+        }
+        fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+            Ok(Entries::bad(v.to_string()))
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Entries::bad(v.to_string()))
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Entries::bad(v.to_string()))
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+            Ok(Entries::bad(v.to_string()))
+        }
+    };
+}
+
 /// One-or-many: `{…}` → one, `[{…}, …]` → several, `""`/`null`/`{}`/`[]` → none.
 pub(crate) struct OneOrMany<T>(pub Entries<T>);
 
@@ -79,31 +111,7 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for OneOrManyVisitor<T> {
         }
         Ok(Entries { items, bad: None })
     }
-    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(if v.is_empty() {
-            Entries::default()
-        } else {
-            Entries::bad(format!("a string {v:?}"))
-        })
-    }
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(Entries::default())
-    }
-    fn visit_none<E>(self) -> Result<Self::Value, E> {
-        Ok(Entries::default())
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
-        Ok(Entries::bad(v.to_string()))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(Entries::bad(v.to_string()))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(Entries::bad(v.to_string()))
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
-        Ok(Entries::bad(v.to_string()))
-    }
+    scalar_visits!();
 }
 
 /// A relation container: `{"<T::KEY>": one-or-many}`, or `""`/`{}`/`null` for none.
@@ -146,31 +154,7 @@ impl<'de, T: Deserialize<'de> + Item> Visitor<'de> for ContainerVisitor<T> {
             Entries::default()
         })
     }
-    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(if v.is_empty() {
-            Entries::default()
-        } else {
-            Entries::bad(format!("a string {v:?}"))
-        })
-    }
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(Entries::default())
-    }
-    fn visit_none<E>(self) -> Result<Self::Value, E> {
-        Ok(Entries::default())
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
-        Ok(Entries::bad(v.to_string()))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(Entries::bad(v.to_string()))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(Entries::bad(v.to_string()))
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
-        Ok(Entries::bad(v.to_string()))
-    }
+    scalar_visits!();
 }
 
 /// Reads a map key and says whether it equals the expected one, without allocating.
