@@ -111,6 +111,7 @@ pub async fn run(settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
         "mirrored {customers} customers with {emails} emails in {:.1} s\n",
         started.elapsed().as_secs_f64()
     );
+    println!("Try these, in {}:", psql_command(&settings.database)?);
     print!("{}", EXAMPLES);
     sim.shutdown().await;
     if !ok {
@@ -119,7 +120,7 @@ pub async fn run(settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-const EXAMPLES: &str = r#"Try these (psql "$DATABASE_URL"):
+const EXAMPLES: &str = r#"
 
   -- How fresh is the mirror?
   SELECT account_id, stream, last_success_at, lag FROM lightspeed.sync_status;
@@ -136,6 +137,34 @@ const EXAMPLES: &str = r#"Try these (psql "$DATABASE_URL"):
   WHERE NOT c.archived AND e.use_type = 'Primary'
   ORDER BY c.updated_at DESC LIMIT 10;
 "#;
+
+/// `psql 'postgres://USER@HOST:PORT/DB'` for the database the demo used: the user it connected as
+/// filled in, the password left out (psql asks for it, or reads ~/.pgpass or PGPASSWORD).
+fn psql_command(db: &crate::config::DatabaseSettings) -> anyhow::Result<String> {
+    let o = crate::db::connect_options(db)?;
+    let host = o.get_host();
+    let host = if host.contains(':') && !host.starts_with('/') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    };
+    let url = if host.starts_with('/') {
+        format!(
+            "postgres:///{}?host={host}&port={}&user={}",
+            o.get_database().unwrap_or("postgres"),
+            o.get_port(),
+            o.get_username()
+        )
+    } else {
+        format!(
+            "postgres://{}@{host}:{}/{}",
+            o.get_username(),
+            o.get_port(),
+            o.get_database().unwrap_or("postgres")
+        )
+    };
+    Ok(format!("psql '{url}'"))
+}
 
 /// The settings with the Lightspeed endpoints and client pointed at the simulator. Without a
 /// configured token key, the demo uses a throw-away one (said on stdout).

@@ -338,26 +338,45 @@ pub async fn mark_unseen_deleted(
     Ok(done.rows_affected())
 }
 
-/// Upsert an account (`Account.json` plus its detail).
-pub async fn upsert_account(
+/// Upsert an account as `Account.json` lists it: its name, and `raw.Account` (the detail already
+/// stored, if any, is kept until the next one replaces it).
+pub async fn upsert_listed_account(
     conn: &mut PgConnection,
     account_id: i64,
     name: &str,
-    status: Option<&str>,
-    currency_code: Option<&str>,
     raw: &Value,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO lightspeed.accounts (account_id, name, status, currency_code, raw, synced_at)
-         VALUES ($1, $2, $3, $4, $5, now())
-         ON CONFLICT (account_id) DO UPDATE SET name = excluded.name, status = excluded.status,
-             currency_code = excluded.currency_code, raw = excluded.raw, synced_at = now()",
+        "INSERT INTO lightspeed.accounts (account_id, name, raw, synced_at)
+         VALUES ($1, $2, $3, now())
+         ON CONFLICT (account_id) DO UPDATE SET name = excluded.name,
+             raw = lightspeed.accounts.raw || excluded.raw, synced_at = now()",
     )
     .bind(account_id)
     .bind(name)
+    .bind(raw)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Enrich an account row with its detail (`Account/{id}.json`), kept whole in `raw.detail`.
+pub async fn enrich_account(
+    conn: &mut PgConnection,
+    account_id: i64,
+    status: Option<&str>,
+    currency_code: Option<&str>,
+    detail: &Value,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE lightspeed.accounts SET status = $2, currency_code = $3,
+             raw = raw || jsonb_build_object('detail', $4::jsonb), synced_at = now()
+         WHERE account_id = $1",
+    )
+    .bind(account_id)
     .bind(status)
     .bind(currency_code)
-    .bind(raw)
+    .bind(detail)
     .execute(conn)
     .await?;
     Ok(())

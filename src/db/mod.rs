@@ -27,6 +27,17 @@ pub enum DbError {
         /// the driver's one-line reason
         reason: String,
     },
+    /// The server refused the login (no such role, wrong password, not allowed by pg_hba.conf).
+    #[error(
+        "PostgreSQL at {url} refused the connection: {reason}. Set database.url \
+         (LSSYNC__DATABASE__URL or DATABASE_URL) to postgres://USER:PASSWORD@HOST:PORT/DATABASE"
+    )]
+    Refused {
+        /// URL with the password redacted
+        url: String,
+        /// the server's message
+        reason: String,
+    },
     /// The server answered with an error.
     #[error("PostgreSQL at {url}")]
     Query {
@@ -47,16 +58,32 @@ pub enum DbError {
     },
 }
 
-/// Connect options from the settings (the URL is exposed only here).
+/// Connect options from the settings (the URL is exposed only here). A URL without a user name
+/// connects as the user a person expects, as libpq does: `PGUSER`, else the login name (`USER`,
+/// `LOGNAME`), else `postgres`.
 pub fn connect_options(settings: &DatabaseSettings) -> Result<PgConnectOptions, DbError> {
-    settings
-        .url
-        .expose_secret()
+    let raw = settings.url.expose_secret();
+    let options = raw
         .parse::<PgConnectOptions>()
         .map_err(|e| DbError::Unreachable {
-            url: redact_url(settings.url.expose_secret()),
+            url: redact_url(raw),
             reason: format!("invalid database.url: {e}"),
-        })
+        })?;
+    let has_user = url::Url::parse(raw).is_ok_and(|u| !u.username().is_empty());
+    Ok(if has_user {
+        options
+    } else {
+        options.username(&default_user())
+    })
+}
+
+/// The user name for a URL that names none.
+pub fn default_user() -> String {
+    ["PGUSER", "USER", "LOGNAME"]
+        .iter()
+        .filter_map(|k| std::env::var(k).ok())
+        .find(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| "postgres".into())
 }
 
 /// Open a pool and check the server answers.
@@ -135,6 +162,12 @@ fn classify(url: &str, e: sqlx::Error) -> DbError {
             url: url.into(),
             reason: format!("TLS: {t}"),
         },
+        sqlx::Error::Database(d) if d.code().is_some_and(|c| c.starts_with("28")) => {
+            DbError::Refused {
+                url: url.into(),
+                reason: d.message().to_string(),
+            }
+        }
         source => DbError::Query {
             url: url.into(),
             source,

@@ -202,7 +202,7 @@ impl ApiClient {
     ) -> Result<Fetched<AccountDetail>, ApiError> {
         let url = query::account_url(&self.inner.api_base, account_id);
         let (value, stats) = self
-            .get_parsed(account_id, &url, wire::parse_single::<AccountDetail>)
+            .get_parsed(account_id, &url, AccountDetail::parse)
             .await?;
         Ok(Fetched { url, value, stats })
     }

@@ -328,16 +328,21 @@ pub async fn fetch_account_identity(
     })
 }
 
-/// The account's name: `GET {api_base}/API/V3/Account/{id}.json`.
+/// The account's name as `GET {api_base}/API/V3/Account.json` lists it (the list always carries
+/// `accountID` and `name`; the detail `Account/{id}.json` is documented without them).
 pub async fn fetch_account_name(
     http: &reqwest::Client,
     api_base: &Url,
     access_token: &SecretString,
     account_id: u64,
 ) -> Result<String, OAuthError> {
-    let url = endpoint(api_base, &format!("/API/V3/Account/{account_id}.json"));
+    let url = endpoint(api_base, "/API/V3/Account.json");
     let value = api_get(http, url, access_token).await?;
-    Ok(parse_account(&value).map(|a| a.name).unwrap_or_default())
+    Ok(listed_accounts(&value)
+        .into_iter()
+        .find(|a| a.account_id == account_id)
+        .map(|a| a.name)
+        .unwrap_or_default())
 }
 
 async fn api_get(
@@ -363,18 +368,29 @@ async fn api_get(
 }
 
 /// `Account` may be one object or an array; IDs are strings (or numbers).
-fn parse_account(value: &serde_json::Value) -> Option<AccountIdentity> {
-    let account = match value.get("Account")? {
-        serde_json::Value::Array(items) => items.first()?,
-        other => other,
+fn listed_accounts(value: &serde_json::Value) -> Vec<AccountIdentity> {
+    let items = match value.get("Account") {
+        Some(serde_json::Value::Array(items)) => items.iter().collect(),
+        Some(one @ serde_json::Value::Object(_)) => vec![one],
+        _ => Vec::new(),
     };
-    let account_id = as_u64(account.get("accountID")?)?;
-    let name = account
-        .get("name")
-        .and_then(|n| n.as_str())
-        .unwrap_or_default()
-        .to_string();
-    Some(AccountIdentity { account_id, name })
+    items
+        .into_iter()
+        .filter_map(|account| {
+            let account_id = as_u64(account.get("accountID")?)?;
+            let name = account
+                .get("name")
+                .and_then(|n| n.as_str())
+                .unwrap_or_default()
+                .to_string();
+            Some(AccountIdentity { account_id, name })
+        })
+        .collect()
+}
+
+/// The first account listed.
+fn parse_account(value: &serde_json::Value) -> Option<AccountIdentity> {
+    listed_accounts(value).into_iter().next()
 }
 
 fn as_u64(value: &serde_json::Value) -> Option<u64> {

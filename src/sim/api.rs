@@ -193,11 +193,7 @@ fn serve(sh: &Shared, route: Route, account: u64, uri: &Uri, headers: &HeaderMap
             1.0,
         ),
         Route::Account(_) => Out::ok(
-            json::counted(
-                1,
-                "Account",
-                Some(&json::account_detail(account, &acct.name)),
-            ),
+            json::account_detail(account, &acct.name, sh.cfg.wrapped_account_detail),
             1.0,
         ),
         Route::Customer(_, id) => match acct.get(id) {

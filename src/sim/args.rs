@@ -57,6 +57,9 @@ pub struct SimArgs {
     /// That many customers per account share exactly one timeStamp.
     #[arg(long, default_value_t = 0)]
     pub shared_timestamp: usize,
+    /// Serve `Account/{id}.json` wrapped in an `Account` object (default: the documented bare shape).
+    #[arg(long)]
+    pub wrapped_account_detail: bool,
     /// OAuth client ID.
     #[arg(long, default_value = "sim-client-id")]
     pub client_id: String,
@@ -87,6 +90,7 @@ impl From<SimArgs> for SimConfig {
             slow: Duration::from_millis(a.slow_ms),
             mutations_per_sec: a.mutations_per_sec,
             shared_timestamp: a.shared_timestamp,
+            wrapped_account_detail: a.wrapped_account_detail,
             client_id: a.client_id,
             client_secret: a.client_secret,
             redirect_uri: a.redirect_uri,

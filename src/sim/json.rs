@@ -21,6 +21,7 @@ pub(crate) fn push_str(out: &mut String, s: &str) {
     for ch in s.chars() {
         match ch {
             '"' => out.push_str("\\\""),
+            '/' => out.push_str("\\/"),
             '\\' => out.push_str("\\\\"),
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
@@ -72,19 +73,28 @@ pub(crate) fn customer(c: &Customer, with_contact: bool) -> String {
     field(&mut o, "taxCategoryID", &c.tax_category_id.to_string());
     if with_contact {
         o.push_str(",\"Contact\":");
-        contact(&mut o, &c.contact);
+        contact(&mut o, &c.contact, c.id.is_multiple_of(2));
     }
     o.push('}');
     o
 }
 
-fn contact(o: &mut String, c: &Contact) {
+/// A Contact. A customer without an address gets `"Addresses":""` or, when `blank_address`, one
+/// `ContactAddress` whose fields are all `""`: the 2019 recording (`mp-2019-customer-list.json`) and
+/// the docs' create sample send the latter, the docs' Sale sample the former.
+fn contact(o: &mut String, c: &Contact, blank_address: bool) {
     o.push('{');
     field(o, "custom", &c.custom);
     field(o, "noEmail", bool_str(c.no_email));
     field(o, "noPhone", bool_str(c.no_phone));
     field(o, "noMail", bool_str(c.no_mail));
-    container(o, "Addresses", "ContactAddress", &c.addresses, address);
+    if c.addresses.is_empty() && blank_address {
+        o.push_str(",\"Addresses\":{\"ContactAddress\":");
+        address(o, &Address::default());
+        o.push('}');
+    } else {
+        container(o, "Addresses", "ContactAddress", &c.addresses, address);
+    }
     container(o, "Phones", "ContactPhone", &c.phones, |o, (n, u)| {
         o.push('{');
         field(o, "number", n);
@@ -183,26 +193,33 @@ pub(crate) fn counted(n: usize, key: &str, record: Option<&str>) -> String {
     o
 }
 
-/// The short Account object of `Account.json`.
+/// The short Account object of `Account.json` (the 2016 recording: `accountID`, `name`, `link`).
 pub(crate) fn account_short(id: u64, name: &str) -> String {
     let mut o = String::from("{");
     field(&mut o, "accountID", &id.to_string());
     field(&mut o, "name", name);
-    o.push_str(&format!(
-        ",\"link\":{{\"@attributes\":{{\"href\":\"/API/V3/Account/{id}\"}}}}}}"
-    ));
+    o.push_str(",\"link\":{\"@attributes\":{");
+    field(&mut o, "href", &format!("/API/V3/Account/{id}"));
+    o.push_str("}}}");
     o
 }
 
-/// The detailed Account object of `Account/{id}.json`.
-pub(crate) fn account_detail(id: u64, name: &str) -> String {
-    let mut o = format!(
-        "{{\"@attributes\":{{\"systemCustomerID\":\"{}\"}}",
-        id * 7 + 3
-    );
-    field(&mut o, "accountID", &id.to_string());
-    field(&mut o, "name", name);
+/// The body of `Account/{id}.json`. Bare (the default) follows the vendor's documentation sample
+/// (`recorded/doc-samples/account-detail.json`): `@attributes.systemCustomerID` and the fields at the
+/// top level, no `Account` key, no `accountID`, no `link`. Wrapped puts the same fields, with
+/// `accountID` first, in `{"@attributes":{"count":"1"},"Account":{…}}` like other single GETs.
+pub(crate) fn account_detail(id: u64, name: &str, wrapped: bool) -> String {
+    let mut o = String::from("{");
+    if wrapped {
+        field(&mut o, "accountID", &id.to_string());
+    } else {
+        o.push_str(&format!(
+            "\"@attributes\":{{\"systemCustomerID\":\"{}\"}}",
+            id * 7 + 3
+        ));
+    }
     field(&mut o, "status", "customer");
+    field(&mut o, "name", name);
     field(&mut o, "employeeCount", &(id % 9 + 1).to_string());
     field(&mut o, "employeeLimit", "10");
     field(
@@ -219,15 +236,16 @@ pub(crate) fn account_detail(id: u64, name: &str) -> String {
     };
     one_or_many(&mut o, currencies, |o, c| {
         o.push_str(&format!(
-            "{{\"code\":\"{c}\",\"symbol\":\"{}\"}}",
+            "{{\"code\":\"{c}\",\"symbol\":\"{}\",\"rate\":\"1\"}}",
             if *c == "EUR" { "€" } else { "$" }
         ));
     });
-    o.push('}');
-    o.push_str(&format!(
-        ",\"link\":{{\"@attributes\":{{\"href\":\"/API/V3/Account/{id}\"}}}}}}"
-    ));
-    o
+    o.push_str("}}");
+    if wrapped {
+        counted(1, "Account", Some(&o))
+    } else {
+        o
+    }
 }
 
 /// The classic API error body, e.g. `{"httpCode":"400","httpMessage":"Bad Request",…}`.

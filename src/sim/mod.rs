@@ -104,6 +104,9 @@ pub struct SimConfig {
     pub mutations_per_sec: f64,
     /// This many customers of each account share exactly one `timeStamp`.
     pub shared_timestamp: usize,
+    /// Serve `Account/{id}.json` as `{"@attributes":…,"Account":{…}}` instead of the documented bare
+    /// shape (fields at the top level, no `accountID`: the vendor's documentation sample).
+    pub wrapped_account_detail: bool,
     /// OAuth client ID.
     pub client_id: String,
     /// OAuth client secret.
@@ -131,6 +134,7 @@ impl Default for SimConfig {
             slow: Duration::from_millis(2_000),
             mutations_per_sec: 0.0,
             shared_timestamp: 0,
+            wrapped_account_detail: false,
             client_id: "sim-client-id".into(),
             client_secret: "sim-client-secret".into(),
             redirect_uri: "https://localhost:8443/callback".into(),

@@ -8,3 +8,4 @@ mod faults;
 mod mirror;
 mod mock;
 mod process;
+mod recorded;

@@ -63,7 +63,7 @@ pub struct Contact {
     pub emails: Vec<Email>,
     /// `Phones.ContactPhone`.
     pub phones: Vec<Phone>,
-    /// `Addresses.ContactAddress`.
+    /// `Addresses.ContactAddress`, without blank ones (every field `""`).
     pub addresses: Vec<Address>,
 }
 
@@ -104,6 +104,36 @@ pub struct Address {
     pub country: String,
     /// `countryCode`.
     pub country_code: String,
+}
+
+impl Address {
+    /// Every field is `""`. The 2019 recording and the docs' create sample send such an address for
+    /// a customer without one (`"Addresses":{"ContactAddress":{"address1":"",…}}`), where others send
+    /// `"Addresses":""`: both mean "no address", so a blank one is no row (`raw` keeps it).
+    pub fn is_blank(&self) -> bool {
+        let Address {
+            address1,
+            address2,
+            city,
+            state,
+            state_code,
+            zip,
+            country,
+            country_code,
+        } = self;
+        [
+            address1,
+            address2,
+            city,
+            state,
+            state_code,
+            zip,
+            country,
+            country_code,
+        ]
+        .iter()
+        .all(|f| f.trim().is_empty())
+    }
 }
 
 /// `Customer` as sent: every field any JSON value, read by the `scalar` readers.
@@ -284,7 +314,10 @@ fn contact(e: Entries<ContactWire<'_>>) -> Result<Option<Contact>, FieldError> {
                 country: f("country", text(a.country.as_ref()))?,
                 country_code: f("countryCode", text(a.country_code.as_ref()))?,
             })
-        })?,
+        })?
+        .into_iter()
+        .filter(|a| !a.is_blank())
+        .collect(),
     }))
 }
 

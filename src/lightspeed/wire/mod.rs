@@ -7,6 +7,7 @@
 //! nothing is skipped silently. This module does no I/O.
 
 mod account;
+pub mod audit;
 mod customer;
 mod scalar;
 mod shape;
@@ -21,7 +22,7 @@ use url::Url;
 
 use scalar::Scalar;
 
-pub use account::{Account, AccountDetail};
+pub use account::{Account, AccountDetail, DetailShape};
 pub use customer::{Address, Contact, Customer, Email, Phone};
 
 /// A body or a record that does not match the API's shape.
@@ -52,6 +53,10 @@ impl WireError {
             problem: problem.into(),
             truncated: false,
         }
+    }
+
+    fn truncated_if(self, truncated: bool) -> Self {
+        WireError { truncated, ..self }
     }
 
     fn render(&self) -> String {
