@@ -3,6 +3,7 @@
 mod args;
 mod auth;
 mod determinism;
+mod drift;
 mod faults;
 mod filters;
 mod helpers;
