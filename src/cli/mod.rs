@@ -10,6 +10,7 @@ use crate::config::Settings;
 
 mod authorize;
 mod demo;
+pub mod doctor;
 mod run;
 mod status;
 mod sync;
@@ -60,6 +61,11 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Print the effective configuration (defaults, file, environment) with secrets redacted.
     Config,
+    /// Check everything a sync needs: configuration, database, and per account the credentials, a
+    /// token, Account.json, Account/{id}.json and a page of 5 customers, parsed as `sync` parses them.
+    /// Names unexpected fields (never values), prints the rate limits seen and an estimate of a
+    /// first sync. Prints no token, secret or customer data. Exit 0 only if every check passes.
+    Doctor(doctor::DoctorArgs),
 }
 
 /// Exit code for a failure of the work itself.
@@ -112,6 +118,7 @@ pub async fn execute(cli: Cli) -> ExitCode {
         Command::Disconnect(args) => authorize::disconnect(settings, args).await,
         Command::Status(args) => status::run(settings, args).await,
         Command::Demo(args) => demo::run(settings, args).await,
+        Command::Doctor(args) => doctor::run(settings, args).await,
         Command::Keygen | Command::Sim(_) => unreachable!("handled above"),
     };
     report(result)

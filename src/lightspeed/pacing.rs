@@ -270,6 +270,11 @@ impl Pacer {
         self.changed.notify_waiters();
     }
 
+    /// The expected cost of the next request (`X-LS-API-Request-Cost` of the last response, else 1).
+    pub fn cost(&self) -> f64 {
+        self.lock().cost
+    }
+
     /// A copy of the current bucket, for logs and tests.
     pub fn bucket(&self) -> Option<Bucket> {
         self.lock().bucket

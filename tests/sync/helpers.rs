@@ -318,3 +318,14 @@ pub fn fast(accounts: usize, customers: usize) -> SimConfig {
         ..SimConfig::default()
     }
 }
+
+/// The URL of the test's own database (`#[sqlx::test]` made it).
+pub async fn test_database_url(pool: &PgPool) -> String {
+    let name: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let mut url = url::Url::parse(&std::env::var("DATABASE_URL").unwrap()).unwrap();
+    url.set_path(&name);
+    url.to_string()
+}

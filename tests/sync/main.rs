@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod doctor;
 mod engine;
 mod faults;
 mod mirror;

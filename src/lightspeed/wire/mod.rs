@@ -55,6 +55,11 @@ impl WireError {
         }
     }
 
+    /// An error about a whole body (not one record).
+    pub fn from_problem(problem: String) -> Self {
+        WireError::body(problem)
+    }
+
     fn truncated_if(self, truncated: bool) -> Self {
         WireError { truncated, ..self }
     }
