@@ -96,3 +96,45 @@ fn unreachable_database_is_one_clear_line_with_the_password_redacted() {
     );
     assert!(!err.contains("hunter2"));
 }
+
+/// A URL with no user connects as `PGUSER` (as libpq does), else the login name.
+#[test]
+fn a_url_without_a_user_connects_as_pguser() {
+    let out = bin()
+        .arg("migrate")
+        .env(
+            "LSSYNC__DATABASE__URL",
+            "postgres://127.0.0.1:5432/lssync_cli_default_user",
+        )
+        .env("PGUSER", "postgres")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+}
+
+#[test]
+fn a_refused_login_is_one_line_naming_the_url_and_what_to_set() {
+    let out = bin()
+        .arg("migrate")
+        .env(
+            "LSSYNC__DATABASE__URL",
+            "postgres://127.0.0.1:5432/lssync_cli_default_user",
+        )
+        .env("PGUSER", "no_such_role_lssync")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("PostgreSQL at postgres://127.0.0.1:5432/lssync_cli_default_user refused")
+            && err.contains("Set database.url"),
+        "{err}"
+    );
+    assert_eq!(
+        err.matches("no_such_role_lssync").count(),
+        1,
+        "the reason is said once: {err}"
+    );
+}
