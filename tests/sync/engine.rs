@@ -45,6 +45,40 @@ async fn first_sync_of_two_accounts_then_incremental_syncs_while_data_changes(po
     assert!(names.iter().all(|n| !n.is_empty()));
 }
 
+/// The accounts stream against the simulator's documented bare detail and its wrapped variant.
+#[sqlx::test]
+async fn accounts_sync_with_the_bare_and_the_wrapped_detail(pool: PgPool) {
+    for wrapped in [false, true] {
+        let cfg = lightspeed_sync::sim::SimConfig {
+            wrapped_account_detail: wrapped,
+            ..fast(1, 3)
+        };
+        let env = env(pool.clone(), cfg).await;
+        let a = env.sim.account_ids()[0];
+        let r = env.run(a, Stream::Accounts, Kind::Full).await;
+        assert_eq!(r.status, RunStatus::Succeeded, "wrapped {wrapped}: {r:?}");
+        let (name, status, currency, employees): (String, Option<String>, Option<String>, Option<String>) =
+            sqlx::query_as(
+                "SELECT name, status, currency_code,
+                        coalesce(raw->'detail'->>'employeeCount', raw->'detail'->'Account'->>'employeeCount')
+                 FROM lightspeed.accounts WHERE account_id = $1",
+            )
+            .bind(a as i64)
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+        assert_eq!(name, format!("Simulated Shop 1 ({a})"), "wrapped {wrapped}");
+        assert_eq!(
+            (status.as_deref(), currency.as_deref()),
+            (Some("customer"), Some("CAD"))
+        );
+        assert!(
+            employees.is_some(),
+            "wrapped {wrapped}: the detail is kept in raw"
+        );
+    }
+}
+
 #[sqlx::test]
 async fn two_hundred_fifty_customers_sharing_one_timestamp_are_all_mirrored(pool: PgPool) {
     let cfg = lightspeed_sync::sim::SimConfig {
