@@ -224,18 +224,31 @@ impl Respond for AuthorizeEndpoint {
 
 struct AccountEndpoint;
 
+/// `Account.json` lists the token's account (`acct` of the JWT) with its name, as recorded
+/// (`../shared/recorded/mp-2016-account-list.json`); `Account/{id}.json` answers the documented bare
+/// detail, whose `name` ("Main") is not the account's: `authorize` must take the name from the list.
 impl Respond for AccountEndpoint {
     fn respond(&self, request: &Request) -> ResponseTemplate {
-        let id = request
-            .url
-            .path()
-            .rsplit('/')
-            .next()
-            .unwrap_or("")
-            .trim_end_matches(".json")
-            .to_string();
-        ResponseTemplate::new(200)
-            .set_body_json(serde_json::json!({"@attributes": {"count": "1"}, "Account": {"accountID": id, "name": format!("Shop {id}")}}))
+        if request.url.path() == "/API/V3/Account.json" {
+            let acct = request
+                .headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .and_then(|t| t.split('.').nth(1))
+                .and_then(|p| URL_SAFE_NO_PAD.decode(p).ok())
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .and_then(|v| v["acct"].as_str().map(str::to_string))
+                .unwrap_or_default();
+            return ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "@attributes": {"count": "1"},
+                "Account": {"accountID": acct, "name": format!("Shop {acct}"),
+                            "link": {"@attributes": {"href": format!("/API/Account/{acct}")}}}
+            }));
+        }
+        ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "@attributes": {"systemCustomerID": "1"}, "status": "customer", "name": "Main"
+        }))
     }
 }
 
@@ -264,7 +277,7 @@ impl FakeAuth {
             .mount(&server)
             .await;
         Mock::given(method("GET"))
-            .and(path_regex(r"^/API/V3/Account/\d+\.json$"))
+            .and(path_regex(r"^/API/V3/Account(/\d+)?\.json$"))
             .respond_with(AccountEndpoint)
             .mount(&server)
             .await;
