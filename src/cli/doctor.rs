@@ -181,15 +181,12 @@ async fn database(settings: &Settings, r: &mut Report<'_>) -> anyhow::Result<Opt
             return Ok(None);
         }
     };
-    let applied: Vec<i64> = match sqlx::query_scalar(
-        "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version",
-    )
-    .fetch_all(&pool)
-    .await
-    {
-        Ok(v) => v,
-        Err(_) => Vec::new(),
-    };
+    // Before the first migration the table does not exist: nothing applied.
+    let applied: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+            .fetch_all(&pool)
+            .await
+            .unwrap_or_default();
     let pending: Vec<i64> = crate::db::MIGRATOR
         .iter()
         .map(|m| m.version)
