@@ -3,6 +3,11 @@
 
 mod helpers;
 
+/// The API client's test fixtures (a counting token provider, settings), shared with the client tests.
+#[path = "../client/helpers.rs"]
+#[allow(dead_code)]
+mod client_helpers;
+
 mod doctor;
 mod engine;
 mod faults;

@@ -11,9 +11,7 @@ use tokio_util::sync::CancellationToken;
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-#[path = "../client/helpers.rs"]
-#[allow(dead_code)]
-mod client_helpers;
+use crate::client_helpers;
 
 const TIED: &str = "2026-03-01T12:00:00+00:00";
 

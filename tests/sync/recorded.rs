@@ -18,9 +18,7 @@ use tokio_util::sync::CancellationToken;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-#[path = "../client/helpers.rs"]
-#[allow(dead_code)]
-mod client_helpers;
+use crate::client_helpers;
 
 /// `../shared/recorded/<name>`.
 fn recorded_path(name: &str) -> PathBuf {
@@ -289,6 +287,17 @@ type Row = (
     Value,
 );
 
+type AddressRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+);
+
 async fn stored(pool: &PgPool, account: u64) -> BTreeMap<u64, Expected> {
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT customer_id, first_name, last_name, title, company, vat_number,
@@ -317,16 +326,7 @@ async fn stored(pool: &PgPool, account: u64) -> BTreeMap<u64, Expected> {
                     .unwrap()
             }
         };
-        let addresses: Vec<(
-            String,
-            String,
-            String,
-            String,
-            String,
-            String,
-            String,
-            String,
-        )> = sqlx::query_as(
+        let addresses: Vec<AddressRow> = sqlx::query_as(
             "SELECT address1, address2, city, state, state_code, zip, country, country_code
                  FROM lightspeed.customer_addresses
                  WHERE account_id = $1 AND customer_id = $2 ORDER BY position",
