@@ -84,6 +84,9 @@ mod tests {
             "{text:?}"
         );
         assert!(text.contains("Caf\u{e9}[2J[31mRed"), "{text}");
-        assert!(text.contains("revoked[8m") && text.contains("]0;titleboom"), "{text}");
+        assert!(
+            text.contains("revoked[8m") && text.contains("]0;titleboom"),
+            "{text}"
+        );
     }
 }

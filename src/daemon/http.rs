@@ -98,7 +98,8 @@ pub async fn serve(
             },
             () = stop.cancelled() => break,
         };
-        let conn = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+        let conn =
+            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
         let stop = stop.clone();
         connections.spawn(async move {
             let _slot = slot;

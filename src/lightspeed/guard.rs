@@ -56,7 +56,10 @@ pub enum BodyError {
 }
 
 /// Read a whole body, refusing it as soon as it grows past `limit` bytes (or announces more).
-pub async fn read_capped(mut response: reqwest::Response, limit: usize) -> Result<Bytes, BodyError> {
+pub async fn read_capped(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Bytes, BodyError> {
     if response
         .content_length()
         .is_some_and(|len| len > limit as u64)
@@ -116,8 +119,14 @@ mod tests {
             &base,
             &url("https://api.lightspeedapp.com:443/API/V3/Account.json?offset=100")
         ));
-        assert!(!same_origin(&base, &url("http://api.lightspeedapp.com/API")));
-        assert!(!same_origin(&base, &url("https://api.lightspeedapp.com:8443/API")));
+        assert!(!same_origin(
+            &base,
+            &url("http://api.lightspeedapp.com/API")
+        ));
+        assert!(!same_origin(
+            &base,
+            &url("https://api.lightspeedapp.com:8443/API")
+        ));
         assert!(!same_origin(&base, &url("https://evil.example/API")));
         assert!(!same_origin(
             &base,
@@ -146,7 +155,10 @@ mod tests {
 
     #[test]
     fn printable_strips_controls_and_keeps_unicode() {
-        assert_eq!(printable("Caf\u{e9} \u{1b}[2JM\u{fc}nchen"), "Caf\u{e9} [2JM\u{fc}nchen");
+        assert_eq!(
+            printable("Caf\u{e9} \u{1b}[2JM\u{fc}nchen"),
+            "Caf\u{e9} [2JM\u{fc}nchen"
+        );
         assert_eq!(printable("a\nb\tc\u{7}\u{7f}\u{9b}d"), "a b cd");
         assert_eq!(printable("x\u{202e}y\u{2066}z"), "xyz");
         assert_eq!(printable("店舗 🛍️"), "店舗 🛍️");

@@ -314,7 +314,9 @@ pub fn http_client(timeout: Duration) -> reqwest::Client {
         .connect_timeout(timeout.min(Duration::from_secs(10)))
         .user_agent(concat!("lightspeed-sync/", env!("CARGO_PKG_VERSION")))
         .build()
-        .expect("a reqwest client with only timeouts, a redirect policy and a user agent always builds")
+        .expect(
+            "a reqwest client with only timeouts, a redirect policy and a user agent always builds",
+        )
 }
 
 /// Learn the account of a fresh access token: `GET {api_base}/API/V3/Account.json`.
@@ -564,7 +566,11 @@ fn status_error(
 }
 
 /// A 30x from the auth server or the API: named by its `Location`'s origin, never followed.
-fn redirect_error(status: StatusCode, url: &Url, headers: &reqwest::header::HeaderMap) -> OAuthError {
+fn redirect_error(
+    status: StatusCode,
+    url: &Url,
+    headers: &reqwest::header::HeaderMap,
+) -> OAuthError {
     OAuthError::Other {
         status: Some(status.as_u16()),
         reason: format!(

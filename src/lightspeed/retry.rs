@@ -196,14 +196,14 @@ mod tests {
             .unwrap()
             .with_timezone(&chrono::Utc);
         let date = "Wed, 21 Oct 2015 07:28:00 GMT";
-        assert_eq!(
-            parse_retry_after(date, now),
-            Some(Duration::from_secs(30))
-        );
+        assert_eq!(parse_retry_after(date, now), Some(Duration::from_secs(30)));
         let later = now + chrono::Duration::hours(1);
         assert_eq!(parse_retry_after(date, later), Some(Duration::ZERO));
         let mut h = HeaderMap::new();
-        h.insert("retry-after", HeaderValue::from_static("Fri, 01 Jan 2100 00:00:00 GMT"));
+        h.insert(
+            "retry-after",
+            HeaderValue::from_static("Fri, 01 Jan 2100 00:00:00 GMT"),
+        );
         assert_eq!(retry_after(&h), Some(MAX_RETRY_AFTER));
     }
 

@@ -28,7 +28,8 @@ async fn assert_no_token_reached(thief: &MockServer) {
         seen.is_empty(),
         "{} request(s) reached the other origin, with authorization {:?}",
         seen.len(),
-        seen.first().and_then(|r| r.headers.get("authorization").cloned())
+        seen.first()
+            .and_then(|r| r.headers.get("authorization").cloned())
     );
 }
 
@@ -49,7 +50,9 @@ async fn a_next_to_another_origin_is_not_followed_with_the_token() {
     for next in &nexts {
         server.reset().await;
         Mock::given(method("GET"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(page(json!([customer(1)]), next)))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(page(json!([customer(1)]), next)),
+            )
             .mount(&server)
             .await;
         let (api, _) = client(&server.uri(), 3);
@@ -78,7 +81,10 @@ async fn a_next_to_another_origin_is_not_followed_with_the_token() {
             other => panic!("{next}: {other:?}"),
         }
         let text = err.to_string();
-        assert!(text.contains(&origin) && !text.contains("token-1"), "{text}");
+        assert!(
+            text.contains(&origin) && !text.contains("token-1"),
+            "{text}"
+        );
         assert!(!err.is_transient());
     }
     assert_no_token_reached(&thief).await;
@@ -87,7 +93,11 @@ async fn a_next_to_another_origin_is_not_followed_with_the_token() {
     let foreign = Url::parse(&format!("{}{p}", thief.uri())).unwrap();
     let err = api.get_customers_page(ACCOUNT, &foreign).await.unwrap_err();
     assert!(matches!(err, ApiError::ForeignOrigin { .. }), "{err:?}");
-    assert_eq!(*tokens.issued.lock().unwrap(), 0, "no token was even asked for");
+    assert_eq!(
+        *tokens.issued.lock().unwrap(),
+        0,
+        "no token was even asked for"
+    );
     assert_no_token_reached(&thief).await;
 }
 
@@ -118,7 +128,11 @@ async fn a_redirect_is_an_error_naming_its_origin_and_is_not_followed() {
             other => panic!("{status}: {other:?}"),
         }
         assert!(!err.to_string().contains("secret=1"), "{err}");
-        assert_eq!(server.received_requests().await.unwrap().len(), 1, "not retried");
+        assert_eq!(
+            server.received_requests().await.unwrap().len(),
+            1,
+            "not retried"
+        );
     }
     assert_no_token_reached(&thief).await;
 }
@@ -144,7 +158,11 @@ async fn a_body_over_the_limit_is_refused_with_the_url_and_the_limit() {
         "{text}"
     );
     assert!(!err.is_transient());
-    assert_eq!(server.received_requests().await.unwrap().len(), 1, "not retried");
+    assert_eq!(
+        server.received_requests().await.unwrap().len(),
+        1,
+        "not retried"
+    );
 
     // Without a length (the body ends when the connection closes) the cap holds while streaming.
     let endless = format!(
@@ -213,7 +231,10 @@ async fn endless_bare_429s_give_up_after_max_attempts_naming_the_url() {
     let (api, _) = client(&server.uri(), 4);
     let url = api.customers_url(ACCOUNT, &Default::default());
     let err = api.get_customers_page(ACCOUNT, &url).await.unwrap_err();
-    assert!(matches!(err, ApiError::Throttled { count: 4, .. }), "{err:?}");
+    assert!(
+        matches!(err, ApiError::Throttled { count: 4, .. }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains(url.as_str()), "{err}");
     assert!(err.is_transient(), "the next run tries again");
     assert_eq!(server.received_requests().await.unwrap().len(), 4);

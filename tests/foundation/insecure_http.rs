@@ -13,8 +13,14 @@ fn load(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
 #[test]
 fn plain_http_is_refused_for_a_remote_lightspeed_url_naming_the_key() {
     for (var, key) in [
-        ("LSSYNC__LIGHTSPEED__API_BASE_URL", "lightspeed.api_base_url"),
-        ("LSSYNC__LIGHTSPEED__AUTH_BASE_URL", "lightspeed.auth_base_url"),
+        (
+            "LSSYNC__LIGHTSPEED__API_BASE_URL",
+            "lightspeed.api_base_url",
+        ),
+        (
+            "LSSYNC__LIGHTSPEED__AUTH_BASE_URL",
+            "lightspeed.auth_base_url",
+        ),
     ] {
         for url in [
             "http://api.lightspeedapp.com",

@@ -48,7 +48,8 @@ async fn assert_nothing_reached(thief: &MockServer) {
         seen.is_empty(),
         "the thief received {} request(s), e.g. {:?}",
         seen.len(),
-        seen.first().map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        seen.first()
+            .map(|r| String::from_utf8_lossy(&r.body).into_owned())
     );
 }
 
@@ -76,10 +77,19 @@ async fn a_307_on_refresh_and_code_exchange_sends_nothing_elsewhere() {
     let exchange = client
         .exchange_code(&secret("code-456"), &secret("verifier-789"))
         .await;
-    for (what, result) in [("refresh", refresh.map(|_| ())), ("exchange", exchange.map(|_| ()))] {
+    for (what, result) in [
+        ("refresh", refresh.map(|_| ())),
+        ("exchange", exchange.map(|_| ())),
+    ] {
         let err = result.unwrap_err();
         assert!(
-            matches!(err, OAuthError::Other { status: Some(307), .. }),
+            matches!(
+                err,
+                OAuthError::Other {
+                    status: Some(307),
+                    ..
+                }
+            ),
             "{what}: {err:?}"
         );
         let text = err.to_string();
@@ -87,7 +97,10 @@ async fn a_307_on_refresh_and_code_exchange_sends_nothing_elsewhere() {
             text.contains(&thief_origin) && text.contains("redirects are not followed"),
             "{what}: {text}"
         );
-        assert!(!text.contains("/steal") && !text.contains(CLIENT_SECRET), "{text}");
+        assert!(
+            !text.contains("/steal") && !text.contains(CLIENT_SECRET),
+            "{text}"
+        );
     }
     assert_nothing_reached(&thief).await;
 }
