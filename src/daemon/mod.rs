@@ -236,9 +236,8 @@ impl Daemon {
             );
         }
         http_stop.cancel();
-        match tokio::time::timeout(Duration::from_secs(2), server).await {
-            Ok(Err(e)) => tracing::warn!(error = %e, "HTTP server task"),
-            Ok(Ok(())) | Err(_) => {}
+        if let Ok(Err(e)) = tokio::time::timeout(Duration::from_secs(2), server).await {
+            tracing::warn!(error = %e, "HTTP server task");
         }
         let stopped = Stopped {
             drained,

@@ -172,7 +172,9 @@ impl ApiClient {
         let (page, stats) = self
             .get_parsed(account_id, url, |b| wire::parse_list::<Customer>(b, url))
             .await?;
-        self.check_next(url, page.next.as_ref())?;
+        if let Some(e) = self.foreign_next(url, page.next.as_ref()) {
+            return Err(e);
+        }
         if page.next.as_ref() == Some(url) {
             return Err(ApiError::Malformed {
                 url: url.clone(),
@@ -196,7 +198,9 @@ impl ApiClient {
                 .get_parsed(account_id, &url, |b| wire::parse_list::<Account>(b, &url))
                 .await?;
             stats.add(&s);
-            self.check_next(&url, page.next.as_ref())?;
+            if let Some(e) = self.foreign_next(&url, page.next.as_ref()) {
+                return Err(e);
+            }
             accounts.extend(page.records);
             match page.next {
                 Some(next) if next != url => url = next,
@@ -211,17 +215,13 @@ impl ApiClient {
     }
 
     /// A `next` is followed only on the API's own origin (scheme, host and port).
-    fn check_next(&self, url: &Url, next: Option<&Url>) -> Result<(), ApiError> {
-        match next {
-            Some(next) if !guard::same_origin(next, &self.inner.api_base) => {
-                Err(ApiError::ForeignOrigin {
-                    url: url.clone(),
-                    origin: guard::origin(next),
-                    expected: guard::origin(&self.inner.api_base),
-                })
-            }
-            _ => Ok(()),
-        }
+    fn foreign_next(&self, url: &Url, next: Option<&Url>) -> Option<ApiError> {
+        let next = next.filter(|n| !guard::same_origin(n, &self.inner.api_base))?;
+        Some(ApiError::ForeignOrigin {
+            url: url.clone(),
+            origin: guard::origin(next).into(),
+            expected: guard::origin(&self.inner.api_base).into(),
+        })
     }
 
     /// GET `Account/{id}.json`.

@@ -60,9 +60,9 @@ pub enum ApiError {
         /// The page whose `next` pointed elsewhere (or the URL refused).
         url: Url,
         /// The unexpected origin, `scheme://host:port`.
-        origin: String,
+        origin: Box<str>,
         /// The API origin.
-        expected: String,
+        expected: Box<str>,
     },
     /// A 30x: redirects are not followed (they could carry the token or client secret elsewhere).
     #[error("GET {url}: HTTP {status} redirect to {location}: redirects are not followed")]

@@ -51,8 +51,8 @@ impl ApiClient {
         if !guard::same_origin(url, &self.inner.api_base) {
             return Err(ApiError::ForeignOrigin {
                 url: url.clone(),
-                origin: guard::origin(url),
-                expected: guard::origin(&self.inner.api_base),
+                origin: guard::origin(url).into(),
+                expected: guard::origin(&self.inner.api_base).into(),
             });
         }
         let pacer = self.pacer(account_id);

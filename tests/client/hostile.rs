@@ -75,7 +75,7 @@ async fn a_next_to_another_origin_is_not_followed_with_the_token() {
         );
         match &err {
             ApiError::ForeignOrigin { origin: o, url, .. } => {
-                assert_eq!(o, &origin);
+                assert_eq!(&**o, origin.as_str());
                 assert_eq!(url.port(), Some(api_port), "the page that had the link");
             }
             other => panic!("{next}: {other:?}"),
