@@ -1,9 +1,9 @@
 //! The request loop behind [`ApiClient`]: one GET until it yields a 2xx body or a final error.
 //! Pacing before each send, 429 → wait and retry (not counted as an attempt, at most
 //! [`MAX_THROTTLED_IN_A_ROW`] in a row; a bare 429 without `Retry-After` or rate-limit headers backs
-//! off exponentially, at most `max_attempts` in a row), 401 → `token_rejected` once → retry, transient failures
-//! (5xx, `400 … Please try again later.`, timeouts, connection errors, cut bodies) → capped
-//! exponential backoff with full jitter up to `max_attempts`. Tokens are exposed only to build the
+//! off exponentially, at most `max_attempts` in a row), 401 → `token_rejected` once → retry,
+//! transient failures (5xx, `400 … Please try again later.`, timeouts, connection errors, cut
+//! bodies) → capped exponential backoff with full jitter up to `max_attempts`. Tokens are exposed only to build the
 //! `Authorization` header, which reqwest marks sensitive, and only for URLs on the API's origin;
 //! redirects are not followed and bodies are capped (`guard`).
 
