@@ -68,6 +68,10 @@ pub struct LightspeedSettings {
     pub api_base_url: Url,
     /// OAuth origin; `/auth/oauth/...` is appended.
     pub auth_base_url: Url,
+    /// Accept plain `http://` for `api_base_url` and `auth_base_url` on non-loopback hosts (tokens
+    /// and the client secret then cross the network unencrypted). Loopback is always accepted.
+    #[serde(default)]
+    pub allow_insecure_http: bool,
     /// Timeout of one HTTP request.
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
@@ -265,6 +269,21 @@ impl Settings {
                 return bad(key, format!("expected an http(s) URL, got `{url}`"));
             }
         }
+        for (key, url) in [
+            ("lightspeed.api_base_url", &self.lightspeed.api_base_url),
+            ("lightspeed.auth_base_url", &self.lightspeed.auth_base_url),
+        ] {
+            if url.scheme() == "http" && !is_loopback(url) && !self.lightspeed.allow_insecure_http {
+                return bad(
+                    key,
+                    format!(
+                        "`{url}` is plain http: tokens and the client secret would travel unencrypted; \
+                         use https (plain http is accepted only for loopback hosts, or with \
+                         lightspeed.allow_insecure_http = true)"
+                    ),
+                );
+            }
+        }
         Ok(())
     }
 
@@ -285,6 +304,7 @@ impl Settings {
                 "scope": self.lightspeed.scope,
                 "api_base_url": self.lightspeed.api_base_url.as_str(),
                 "auth_base_url": self.lightspeed.auth_base_url.as_str(),
+                "allow_insecure_http": self.lightspeed.allow_insecure_http,
                 "request_timeout": humantime::format_duration(self.lightspeed.request_timeout).to_string(),
                 "max_attempts": self.lightspeed.max_attempts,
                 "refresh_margin": humantime::format_duration(self.lightspeed.refresh_margin).to_string(),
@@ -382,6 +402,16 @@ pub fn redact_url(url: &str) -> String {
             u.to_string()
         }
         Err(_) => REDACTED.to_string(),
+    }
+}
+
+/// `localhost`, 127.0.0.0/8 or `::1`: where the simulators run.
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
     }
 }
 

@@ -57,6 +57,8 @@ pub struct DaemonOptions {
     pub listen: Option<SocketAddr>,
     /// How long `/readyz` waits for the database.
     pub ready_timeout: Duration,
+    /// Timeouts and connection limit of the HTTP endpoints.
+    pub http_limits: http::ServerLimits,
 }
 
 impl Default for DaemonOptions {
@@ -67,6 +69,7 @@ impl Default for DaemonOptions {
             shutdown_timeout: SHUTDOWN_TIMEOUT,
             listen: None,
             ready_timeout: http::READY_TIMEOUT,
+            http_limits: http::ServerLimits::default(),
         }
     }
 }
@@ -194,13 +197,13 @@ impl Daemon {
         };
         let scheduler = Scheduler::start(&self.schedule, &self.worker).await?;
         let server = {
-            let stop = http_stop.clone();
             let app = http::router(state);
-            tokio::spawn(async move {
-                axum::serve(self.listener, app)
-                    .with_graceful_shutdown(async move { stop.cancelled().await })
-                    .await
-            })
+            tokio::spawn(http::serve(
+                self.listener,
+                app,
+                self.options.http_limits,
+                http_stop.clone(),
+            ))
         };
         self.scheduling.store(true, Ordering::SeqCst);
         notify::spawn_watchdog(&self.tracker, self.cancel.clone());
@@ -233,10 +236,8 @@ impl Daemon {
             );
         }
         http_stop.cancel();
-        match tokio::time::timeout(Duration::from_secs(2), server).await {
-            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "HTTP server"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "HTTP server task"),
-            Ok(Ok(Ok(()))) | Err(_) => {}
+        if let Ok(Err(e)) = tokio::time::timeout(Duration::from_secs(2), server).await {
+            tracing::warn!(error = %e, "HTTP server task");
         }
         let stopped = Stopped {
             drained,

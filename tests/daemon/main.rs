@@ -6,5 +6,6 @@ mod helpers;
 
 mod endpoints;
 mod schedule;
+mod server_limits;
 mod shutdown;
 mod takeover;

@@ -4,6 +4,7 @@
 
 mod authorize;
 mod helpers;
+mod hostile;
 mod oauth;
 mod sim;
 mod source;
