@@ -121,7 +121,7 @@ pub async fn try_acquire(
          VALUES ($1, $2, 1, now() + make_interval(secs => $3))
          ON CONFLICT (account_id) DO UPDATE
          SET holder = excluded.holder, epoch = l.epoch + 1, expires_at = excluded.expires_at,
-             acquired_at = now()
+             acquired_at = clock_timestamp()
          WHERE l.expires_at < now() OR l.holder = excluded.holder
             OR pg_try_advisory_xact_lock_shared(hashtextextended(l.holder, 7283))
          RETURNING epoch",
@@ -140,7 +140,7 @@ pub async fn try_acquire(
     // A fresh snapshot (this statement runs after the lease row is ours): it sees every run a
     // previous holder started before the takeover.
     let closed = sqlx::query(
-        "UPDATE lightspeed_sync.runs SET status = 'interrupted', finished_at = now(),
+        "UPDATE lightspeed_sync.runs SET status = 'interrupted', finished_at = clock_timestamp(),
              error = coalesce(error, 'interrupted: the account was taken over (its process stopped or stalled)')
          WHERE account_id = $1 AND status = 'running'",
     )
