@@ -11,8 +11,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
-use crate::lightspeed::{ApiClient, CallStats};
 use crate::db::leases;
+use crate::lightspeed::{ApiClient, CallStats};
 use crate::sync::account::{Skipped, sync_account};
 use crate::sync::lease::Presence;
 use crate::sync::{Engine, Kind, Progress, RunReport, RunStatus, Stream};
@@ -142,7 +142,8 @@ pub async fn sync_waiting(
     let deadline = Instant::now() + wait;
     let mut outcomes = Vec::with_capacity(accounts.len());
     let mut busy = Vec::new();
-    for (account, outcome) in sync_some(engine, accounts.to_vec(), streams, concurrency, cancel).await
+    for (account, outcome) in
+        sync_some(engine, accounts.to_vec(), streams, concurrency, cancel).await
     {
         match outcome {
             Err(Skipped::Busy { .. }) => busy.push(account),
@@ -185,10 +186,11 @@ pub async fn sync_waiting(
             }
         }
     }
-    outcomes.extend(
-        busy.into_iter()
-            .map(|a| Err(Skipped::Busy { account_id: a.account_id })),
-    );
+    outcomes.extend(busy.into_iter().map(|a| {
+        Err(Skipped::Busy {
+            account_id: a.account_id,
+        })
+    }));
     outcomes
 }
 

@@ -114,7 +114,9 @@ async fn a_run_restarted_right_after_kill_9_syncs_at_once(pool: PgPool) {
     .unwrap();
     for (account, started) in &took {
         let ms = (*started - killed_at).num_milliseconds();
-        eprintln!("account {account}: the restarted daemon started syncing it {ms} ms after the kill");
+        eprintln!(
+            "account {account}: the restarted daemon started syncing it {ms} ms after the kill"
+        );
         assert!(ms < 30_000, "account {account}: {ms} ms after the kill");
     }
     second.signal("TERM").await;
@@ -126,7 +128,10 @@ async fn a_run_restarted_right_after_kill_9_syncs_at_once(pool: PgPool) {
     let all = runs(&env.pool).await;
     assert!(
         all.iter()
-            .filter(|r| r.replica.as_deref().is_some_and(|r| r.contains(&format!("-{}-", first.pid))))
+            .filter(|r| r
+                .replica
+                .as_deref()
+                .is_some_and(|r| r.contains(&format!("-{}-", first.pid))))
             .all(|r| r.status == "interrupted" || r.status == "succeeded"),
         "{all:?}"
     );
@@ -161,17 +166,21 @@ async fn freeze(child: &Child, pool: &PgPool, app: &str, in_page: bool) -> DateT
             )
             .await;
         } else {
-            wait_for("the holder between pages", Duration::from_secs(30), || async {
-                let n: i64 = sqlx::query_scalar(
-                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1
+            wait_for(
+                "the holder between pages",
+                Duration::from_secs(30),
+                || async {
+                    let n: i64 = sqlx::query_scalar(
+                        "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1
                      AND xact_start IS NOT NULL",
-                )
-                .bind(app)
-                .fetch_one(pool)
-                .await
-                .unwrap();
-                (n == 0).then_some(())
-            })
+                    )
+                    .bind(app)
+                    .fetch_one(pool)
+                    .await
+                    .unwrap();
+                    (n == 0).then_some(())
+                },
+            )
             .await;
         }
         child.signal("STOP").await;
@@ -410,7 +419,10 @@ async fn sync_no_wait_exits_75_on_an_account_a_live_process_holds(pool: PgPool) 
     );
     // The other account was synced.
     assert!(
-        out.contains(&format!("account {} customers (incremental): succeeded", ids[1])),
+        out.contains(&format!(
+            "account {} customers (incremental): succeeded",
+            ids[1]
+        )),
         "{out}"
     );
     env.assert_mirror_matches(ids[1]).await;

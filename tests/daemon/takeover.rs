@@ -16,7 +16,9 @@ use crate::helpers::{
 };
 
 #[sqlx::test]
-async fn a_killed_replicas_accounts_are_taken_over_at_once_not_when_its_leases_expire(pool: PgPool) {
+async fn a_killed_replicas_accounts_are_taken_over_at_once_not_when_its_leases_expire(
+    pool: PgPool,
+) {
     let env = env(pool, fast(3, 200)).await;
     let ids = env.sim.account_ids();
     let mut settings = daemon_settings(&env, [EVERY_SECOND, NEVER, NEVER], 3);

@@ -124,7 +124,9 @@ async fn a_sync_killed_mid_way_then_run_again_loses_and_duplicates_nothing(pool:
     );
     for &account in &env.sim.account_ids() {
         assert!(
-            stdout.contains(&format!("account {account} customers (incremental): succeeded")),
+            stdout.contains(&format!(
+                "account {account} customers (incremental): succeeded"
+            )),
             "{stdout}"
         );
         env.assert_mirror_matches(account).await;
