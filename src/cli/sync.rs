@@ -270,6 +270,11 @@ async fn select_accounts(
     let mut out = Vec::new();
     for id in wanted {
         match all.iter().find(|a| a.account_id == *id) {
+            // `--account 1 --account 1` syncs it once (twice at once would fight over its lease).
+            Some(_)
+                if out
+                    .iter()
+                    .any(|o: &AccountCredentialInfo| o.account_id == *id) => {}
             Some(a) => out.push(a.clone()),
             None => {
                 anyhow::bail!("account {id} is not connected (run `lightspeed-sync authorize`)")

@@ -399,7 +399,9 @@ async fn a_holder_frozen_between_pages_is_taken_over_within_ttl_plus_5s(pool: Pg
 }
 
 #[sqlx::test]
-async fn sync_no_wait_exits_75_on_an_account_a_live_process_holds(pool: PgPool) {
+async fn sync_no_wait_exits_75_on_an_account_a_live_process_holds_and_1_if_one_also_failed(
+    pool: PgPool,
+) {
     let env = env(pool, fast(2, 50)).await;
     let ids = env.sim.account_ids();
     let settings = daemon_settings(&env, [NEVER, NEVER, NEVER], 2);
@@ -426,6 +428,14 @@ async fn sync_no_wait_exits_75_on_an_account_a_live_process_holds(pool: PgPool) 
         "{out}"
     );
     env.assert_mirror_matches(ids[1]).await;
+    // A failure wins over a skip: with the other account needing re-authorization, exit 1.
+    lightspeed_sync::tokens::store::mark_needs_reauth(&env.pool, ids[1], "invalid_grant: test")
+        .await
+        .unwrap();
+    let (status, out, err) = crate::helpers::run_cli(&["sync", "--no-wait"], &envs).await;
+    assert_eq!(status.code(), Some(1), "{out}\n{err}");
+    assert!(out.contains("being synced by another process"), "{out}");
+    assert!(out.contains("needs re-authorization"), "{out}");
     held.release().await;
 }
 
