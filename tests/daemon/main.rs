@@ -6,6 +6,7 @@
 mod helpers;
 
 mod endpoints;
+mod leases;
 mod ownership;
 mod schedule;
 mod shutdown;
