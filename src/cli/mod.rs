@@ -41,7 +41,9 @@ pub enum Command {
     /// Run the daemon: migrations, scheduled syncs of every connected account, HTTP endpoints
     /// (/healthz, /readyz, /metrics, /status). Stops gracefully on SIGTERM or SIGINT.
     Run(run::RunArgs),
-    /// Sync now, then exit. Exit code 0 only if every run succeeded.
+    /// Sync now, then exit. Exit code 0 when every run succeeded; 1 when a run failed (or an account
+    /// needs re-authorization); 75 (EX_TEMPFAIL) when the only trouble is accounts skipped because
+    /// another live process kept them past `--wait`.
     Sync(sync::SyncArgs),
     /// Connect a Lightspeed account: print the authorization URL, read the redirect URL (or the
     /// bare code) from stdin, exchange it at once and store the encrypted tokens.
@@ -72,6 +74,8 @@ pub enum Command {
 pub const EXIT_FAILURE: u8 = 1;
 /// Exit code for bad configuration or usage.
 pub const EXIT_USAGE: u8 = 2;
+/// Exit code of `sync` when accounts were skipped because another process held them (EX_TEMPFAIL).
+pub const EXIT_TEMPFAIL: u8 = 75;
 
 impl Cli {
     /// Load the settings named by `--config` (required) or `./config.toml` (optional).
@@ -127,6 +131,10 @@ pub async fn execute(cli: Cli) -> ExitCode {
 fn report(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<sync::BusySkipped>() => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_TEMPFAIL)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(EXIT_FAILURE)

@@ -8,8 +8,11 @@
 //! - [`status`]: what `status` and `/status` show.
 //! - [`notify`]: systemd readiness, watchdog and stopping notifications.
 //!
-//! Leases are taken per account by [`crate::sync::account`]: several daemons split the accounts, and
-//! when one dies, the others take its accounts at their first tick after its leases expire.
+//! Leases are taken per account by [`crate::sync::account`]: several daemons split the accounts. A
+//! daemon keeps one presence connection ([`crate::sync::lease::Presence`]) for its whole life; when
+//! it dies, that session ends and the others (or its own restart) take its accounts at their next
+//! tick, without waiting for the leases to expire. A daemon that is alive but stalled loses its
+//! accounts when its leases expire.
 //!
 //! Shutdown is an input ([`Daemon::run_until_stopped`] takes a future): stop scheduling, cancel the
 //! runs (each finishes and commits the page in flight, then stops as `interrupted`), wait for them
@@ -35,7 +38,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{ScheduleSettings, Settings};
 use crate::lightspeed::ApiClient;
-use crate::sync::lease::LEASE_TTL;
+use crate::sync::lease::{LEASE_TTL, Presence};
 use crate::sync::{Engine, NoProgress};
 use crate::tokens::source::TokenSource;
 use scheduler::Scheduler;
@@ -95,6 +98,8 @@ pub struct Daemon {
     listener: TcpListener,
     scheduling: Arc<AtomicBool>,
     options: DaemonOptions,
+    /// Held for the daemon's life: its leases are free the moment this session is gone.
+    _presence: Arc<Presence>,
 }
 
 impl Daemon {
@@ -102,7 +107,7 @@ impl Daemon {
     /// the HTTP listener.
     pub async fn build(settings: Settings, options: DaemonOptions) -> anyhow::Result<Daemon> {
         // A sync holds about two connections at its peak (the page transaction, lease renewal and
-        // token reads), plus the endpoints and ticks.
+        // token reads), plus the endpoints and ticks. (The presence connection is not the pool's.)
         let needed = settings.sync.concurrency * 2 + 2;
         if (settings.database.max_connections as usize) < needed {
             tracing::warn!(
@@ -145,6 +150,7 @@ impl Daemon {
         let cancel = CancellationToken::new();
         let pool = engine.pool.clone();
         let replica = engine.replica.clone();
+        let presence = Presence::get(&pool, &replica);
         let worker = Worker::new(
             engine,
             settings.sync.concurrency,
@@ -162,6 +168,7 @@ impl Daemon {
             listener,
             scheduling: Arc::new(AtomicBool::new(false)),
             options,
+            _presence: presence,
         })
     }
 
