@@ -101,8 +101,13 @@ pub struct SyncSettings {
     /// How far before the stored watermark an incremental run starts again.
     #[serde(with = "humantime_serde")]
     pub overlap: Duration,
-    /// Accounts synced at once by the daemon.
+    /// HTTP requests to Lightspeed in flight at once in one process, over all its accounts (an
+    /// account waiting on its own rate-limit bucket does not count). Pages held until written are
+    /// bounded by `database.max_connections` (less 2).
     pub concurrency: usize,
+    /// Accounts one process syncs at once (each costs its lease and a few kilobytes, not a
+    /// connection); more wait their turn, first come first served.
+    pub max_accounts: usize,
 }
 
 /// `[schedule]`: cron expressions (with seconds: `sec min hour day month weekday`).
@@ -237,6 +242,9 @@ impl Settings {
         if self.sync.concurrency == 0 {
             return bad("sync.concurrency", "expected at least 1".into());
         }
+        if self.sync.max_accounts == 0 {
+            return bad("sync.max_accounts", "expected at least 1".into());
+        }
         if self.lightspeed.max_attempts == 0 {
             return bad("lightspeed.max_attempts", "expected at least 1".into());
         }
@@ -317,6 +325,7 @@ impl Settings {
                 "page_size": self.sync.page_size,
                 "overlap": humantime::format_duration(self.sync.overlap).to_string(),
                 "concurrency": self.sync.concurrency,
+                "max_accounts": self.sync.max_accounts,
             },
             "schedule": {
                 "customers": self.schedule.customers,

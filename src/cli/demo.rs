@@ -80,7 +80,7 @@ pub async fn run(settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
         &engine,
         &accounts,
         &streams,
-        settings.sync.concurrency,
+        settings.sync.max_accounts,
         &CancellationToken::new(),
     )
     .await;

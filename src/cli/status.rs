@@ -11,12 +11,37 @@ pub struct StatusArgs {
     /// Print JSON (for scripts) instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Only the accounts and streams whose lag exceeds this (a stream that never succeeded
+    /// counts). Exit code 1 when there is any, 0 when none: a check for cron or monitoring.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub stale: Option<std::time::Duration>,
+}
+
+/// `status --stale` found streams lagging more than the limit (exit code 1).
+#[derive(Debug, thiserror::Error)]
+#[error("{streams} stream(s) of {accounts} account(s) lag more than {limit}")]
+pub struct Stale {
+    /// Streams over the limit.
+    pub streams: usize,
+    /// Their accounts.
+    pub accounts: usize,
+    /// The limit, as given.
+    pub limit: String,
+}
+
+/// Keep only the accounts and streams lagging more than `limit`; the number of streams kept.
+pub fn only_stale(report: &mut StatusReport, limit: std::time::Duration) -> usize {
+    for account in &mut report.accounts {
+        account.streams.retain(|s| s.stale(limit));
+    }
+    report.accounts.retain(|a| !a.streams.is_empty());
+    report.accounts.iter().map(|a| a.streams.len()).sum()
 }
 
 /// Run `status`.
 pub async fn run(settings: Settings, args: StatusArgs) -> anyhow::Result<()> {
     let pool = crate::db::connect(&settings.database).await?;
-    let report = status::collect(&pool).await.map_err(|e| {
+    let mut report = status::collect(&pool).await.map_err(|e| {
         let undefined = e.as_database_error().and_then(|d| d.code()).as_deref() == Some("42P01");
         if undefined {
             anyhow::anyhow!(
@@ -26,12 +51,26 @@ pub async fn run(settings: Settings, args: StatusArgs) -> anyhow::Result<()> {
             anyhow::Error::new(e).context("reading the sync status")
         }
     })?;
+    let stale = args.stale.map(|limit| (limit, only_stale(&mut report, limit)));
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
+    } else if let Some((limit, 0)) = stale {
+        println!(
+            "no stream lags more than {}",
+            humantime::format_duration(limit)
+        );
     } else {
         print!("{}", table(&report));
     }
-    Ok(())
+    match stale {
+        Some((limit, streams)) if streams > 0 => Err(Stale {
+            streams,
+            accounts: report.accounts.len(),
+            limit: humantime::format_duration(limit).to_string(),
+        }
+        .into()),
+        _ => Ok(()),
+    }
 }
 
 /// The table for a terminal: names and errors (text from Lightspeed) stripped of control characters
@@ -65,6 +104,9 @@ mod tests {
             last_finished_at: None,
             last_rows: None,
             last_error: Some("HTTP 500: \u{1b}]0;title\u{7}boom".into()),
+            last_pages: None,
+            expected_pages: None,
+            eta_seconds: None,
         };
         let report = StatusReport {
             generated_at: chrono::Utc::now(),
@@ -75,6 +117,7 @@ mod tests {
                 authorization_reason: Some("revoked\u{1b}[8m".into()),
                 authorization_changed_at: None,
                 token_refreshed_at: None,
+                state: "needs_reauth".into(),
                 streams: vec![stream],
             }],
         };

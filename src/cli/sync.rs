@@ -91,7 +91,7 @@ pub async fn run(settings: Settings, args: SyncArgs) -> anyhow::Result<()> {
         &engine,
         &accounts,
         &streams,
-        settings.sync.concurrency,
+        settings.sync.max_accounts,
         wait,
         &cancel,
     )
@@ -128,14 +128,15 @@ pub async fn run(settings: Settings, args: SyncArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Sync accounts, at most `concurrency` at once; accounts another live process holds are tried
+/// Sync accounts, at most `max_accounts` at once (the API client bounds what they share: requests
+/// in flight and pages held, see [`crate::daemon::fleet_limits`]); accounts another live process holds are tried
 /// again as soon as they are free, for at most `wait` (one query per second finds which of them
 /// are), then reported as [`Skipped::Busy`]. An account whose holder died is free at once.
 pub async fn sync_waiting(
     engine: &Engine,
     accounts: &[AccountCredentialInfo],
     streams: &[(Stream, Kind)],
-    concurrency: usize,
+    max_accounts: usize,
     wait: Duration,
     cancel: &CancellationToken,
 ) -> Vec<Result<Vec<RunReport>, Skipped>> {
@@ -143,7 +144,7 @@ pub async fn sync_waiting(
     let mut outcomes = Vec::with_capacity(accounts.len());
     let mut busy = Vec::new();
     for (account, outcome) in
-        sync_some(engine, accounts.to_vec(), streams, concurrency, cancel).await
+        sync_some(engine, accounts.to_vec(), streams, max_accounts, cancel).await
     {
         match outcome {
             Err(Skipped::Busy { .. }) => busy.push(account),
@@ -179,7 +180,7 @@ pub async fn sync_waiting(
             .into_iter()
             .partition(|a| free.contains(&(a.account_id as i64)));
         busy = still;
-        for (account, outcome) in sync_some(engine, ready, streams, concurrency, cancel).await {
+        for (account, outcome) in sync_some(engine, ready, streams, max_accounts, cancel).await {
             match outcome {
                 Err(Skipped::Busy { .. }) => busy.push(account),
                 other => outcomes.push(other),
@@ -198,7 +199,7 @@ async fn sync_some(
     engine: &Engine,
     accounts: Vec<AccountCredentialInfo>,
     streams: &[(Stream, Kind)],
-    concurrency: usize,
+    max_accounts: usize,
     cancel: &CancellationToken,
 ) -> Vec<(AccountCredentialInfo, Result<Vec<RunReport>, Skipped>)> {
     futures::stream::iter(accounts)
@@ -206,10 +207,11 @@ async fn sync_some(
             let outcome = sync_account(engine, &a, streams, cancel).await;
             (a, outcome)
         })
-        .buffer_unordered(concurrency.max(1))
+        .buffer_unordered(max_accounts.max(1))
         .collect()
         .await
 }
+
 
 /// The engine for these settings: token source, API client, pool.
 pub fn engine(
@@ -218,8 +220,10 @@ pub fn engine(
     progress: Arc<dyn Progress>,
 ) -> anyhow::Result<Engine> {
     let tokens = TokenSource::from_settings(settings, pool.clone())?;
+    let (requests, pages) = crate::daemon::fleet_limits(settings);
     let api = ApiClient::new(&settings.lightspeed, Arc::new(tokens))
-        .context("building the HTTP client")?;
+        .context("building the HTTP client")?
+        .with_gates(requests, pages);
     Ok(Engine {
         pool,
         api,
@@ -284,17 +288,17 @@ async fn select_accounts(
     Ok(out)
 }
 
-/// Sync accounts, at most `concurrency` at once.
+/// Sync accounts, at most `max_accounts` at once (the API client bounds what they share).
 pub async fn sync_all(
     engine: &Engine,
     accounts: &[AccountCredentialInfo],
     streams: &[(Stream, Kind)],
-    concurrency: usize,
+    max_accounts: usize,
     cancel: &CancellationToken,
 ) -> Vec<Result<Vec<RunReport>, crate::sync::account::Skipped>> {
     futures::stream::iter(accounts)
         .map(|a| sync_account(engine, a, streams, cancel))
-        .buffer_unordered(concurrency.max(1))
+        .buffer_unordered(max_accounts.max(1))
         .collect()
         .await
 }

@@ -106,23 +106,14 @@ impl Daemon {
     /// Connect to the database, migrate it, build the token source, API client and engine, and bind
     /// the HTTP listener.
     pub async fn build(settings: Settings, options: DaemonOptions) -> anyhow::Result<Daemon> {
-        // A sync holds about two connections at its peak (the page transaction, lease renewal and
-        // token reads), plus the endpoints and ticks. (The presence connection is not the pool's.)
-        let needed = settings.sync.concurrency * 2 + 2;
-        if (settings.database.max_connections as usize) < needed {
-            tracing::warn!(
-                concurrency = settings.sync.concurrency,
-                max_connections = settings.database.max_connections,
-                "database.max_connections is low for sync.concurrency; syncs may wait for connections \
-                 (raise it to {needed} or more)"
-            );
-        }
+        let (requests, pages) = fleet_limits(&settings);
         let pool = crate::db::connect_or_create(&settings.database).await?;
         crate::db::migrate(&pool, &settings.database).await?;
         let tokens = TokenSource::from_settings(&settings, pool.clone())?;
         let tokens = metrics::CountingTokens(Arc::new(tokens));
         let api = ApiClient::new(&settings.lightspeed, Arc::new(tokens))
-            .context("building the HTTP client")?;
+            .context("building the HTTP client")?
+            .with_gates(requests, pages);
         let engine = Engine {
             pool,
             api,
@@ -153,7 +144,7 @@ impl Daemon {
         let presence = Presence::get(&pool, &replica);
         let worker = Worker::new(
             engine,
-            settings.sync.concurrency,
+            settings.sync.max_accounts,
             options.lease_ttl,
             tracker.clone(),
             cancel.clone(),
@@ -283,4 +274,29 @@ pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 's
             _ = int.recv() => tracing::info!("SIGINT received"),
         }
     })
+}
+
+/// Connections of the pool kept for what is not a page write: leases, run records, cursors,
+/// token reads, the daemon's endpoints.
+pub const RESERVED_CONNECTIONS: u32 = 2;
+
+/// The bounds the accounts of one process share: (HTTP requests in flight, pages held until
+/// written). Requests: `sync.concurrency`. Pages: `database.max_connections` less the
+/// [`RESERVED_CONNECTIONS`] (each held page gets a connection for its write without waiting).
+/// Warns when the pool is too small to write pages as fast as they are fetched.
+pub fn fleet_limits(settings: &crate::config::Settings) -> (usize, usize) {
+    let requests = settings.sync.concurrency.max(1);
+    let max = settings.database.max_connections;
+    let pages = max.saturating_sub(RESERVED_CONNECTIONS).max(1) as usize;
+    let wanted = RESERVED_CONNECTIONS + 2;
+    if max < wanted {
+        tracing::warn!(
+            max_connections = max,
+            page_writers = pages,
+            "database.max_connections = {max} leaves {pages} page writer(s) after the {RESERVED_CONNECTIONS} \
+             connections kept for leases, runs and tokens: syncs will wait on the database \
+             (raise database.max_connections to {wanted} or more; 10 is the default)"
+        );
+    }
+    (requests, pages)
 }

@@ -38,9 +38,59 @@ pub struct AccountView {
     pub authorization_changed_at: Option<DateTime<Utc>>,
     /// When the access token was last refreshed.
     pub token_refreshed_at: Option<DateTime<Utc>>,
+    /// One word for the account as a whole ([`AccountView::state_of`]): `needs_reauth`,
+    /// `disconnected`, `syncing`, `failing`, `never_synced` or `ok`.
+    #[serde(default)]
+    pub state: String,
     /// Per stream.
     pub streams: Vec<StreamView>,
 }
+
+impl AccountView {
+    /// The state word: authorization first, then a run in progress, then the last runs' outcome.
+    pub fn state_of(&self) -> &'static str {
+        match self.authorization.as_str() {
+            "needs_reauth" => return "needs_reauth",
+            "disconnected" => return "disconnected",
+            _ => {}
+        }
+        let statuses: Vec<Option<&str>> = self
+            .streams
+            .iter()
+            .map(|s| s.last_status.as_deref())
+            .collect();
+        if statuses.contains(&Some("running")) {
+            "syncing"
+        } else if statuses
+            .iter()
+            .any(|s| matches!(s, Some("failed" | "interrupted")))
+        {
+            "failing"
+        } else if self.streams.iter().any(|s| s.last_success_at.is_none()) {
+            "never_synced"
+        } else {
+            "ok"
+        }
+    }
+
+    /// The largest lag of its streams; `None` (worst) when a stream never succeeded.
+    pub fn max_lag(&self) -> Option<f64> {
+        self.streams
+            .iter()
+            .map(|s| s.lag_seconds)
+            .try_fold(0.0f64, |m, l| l.map(|l| m.max(l)))
+    }
+}
+
+/// The states an account can be in, in display order.
+pub const STATES: [&str; 6] = [
+    "needs_reauth",
+    "failing",
+    "syncing",
+    "never_synced",
+    "ok",
+    "disconnected",
+];
 
 /// One stream of one account.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
@@ -63,6 +113,25 @@ pub struct StreamView {
     pub last_rows: Option<i64>,
     /// Error of the last run.
     pub last_error: Option<String>,
+    /// Pages of the last run (so far, when it is running).
+    #[serde(default)]
+    pub last_pages: Option<i32>,
+    /// Pages the running run is expected to take: those of the previous successful run of the same
+    /// kind (none for a first run, or when the last run is not running).
+    #[serde(default)]
+    pub expected_pages: Option<i32>,
+    /// Estimated seconds left for the running run: the pages still expected, each at the
+    /// account's bucket pace (request cost / drip rate; 1 s when this process does not know the
+    /// bucket).
+    #[serde(default)]
+    pub eta_seconds: Option<f64>,
+}
+
+impl StreamView {
+    /// Does this stream lag more than `limit` (a stream that never succeeded does)?
+    pub fn stale(&self, limit: std::time::Duration) -> bool {
+        self.lag_seconds.is_none_or(|l| l > limit.as_secs_f64())
+    }
 }
 
 type StreamRow = (
@@ -76,10 +145,21 @@ type StreamRow = (
     Option<DateTime<Utc>>,
     Option<i64>,
     Option<String>,
+    Option<i32>,
+    Option<i32>,
 );
 
-/// Read the report.
+/// Read the report, estimating time left at 1 s per page.
 pub async fn collect(pool: &PgPool) -> Result<StatusReport, sqlx::Error> {
+    collect_paced(pool, &|_| None).await
+}
+
+/// Read the report; `pace(account)` gives the seconds one page costs the account's bucket, when
+/// known (the daemon asks its pacers).
+pub async fn collect_paced(
+    pool: &PgPool,
+    pace: &(dyn Fn(u64) -> Option<f64> + Sync),
+) -> Result<StatusReport, sqlx::Error> {
     let generated_at: DateTime<Utc> = sqlx::query_scalar("SELECT now()").fetch_one(pool).await?;
     let credentials = list_accounts(pool).await?;
     let names: BTreeMap<i64, String> =
@@ -90,11 +170,17 @@ pub async fn collect(pool: &PgPool) -> Result<StatusReport, sqlx::Error> {
             .collect();
     let rows: Vec<StreamRow> = sqlx::query_as(
         "SELECT s.account_id, s.stream, s.last_success_at, extract(epoch FROM s.lag)::float8,
-                s.last_status, r.kind, r.started_at, r.finished_at, r.rows, s.last_error
+                s.last_status, r.kind, r.started_at, r.finished_at, r.rows, s.last_error,
+                r.pages, p.pages
          FROM lightspeed.sync_status s
-         LEFT JOIN LATERAL (SELECT kind, started_at, finished_at, rows FROM lightspeed_sync.runs r
+         LEFT JOIN LATERAL (SELECT kind, started_at, finished_at, rows, pages, status
+                            FROM lightspeed_sync.runs r
                             WHERE r.account_id = s.account_id AND r.stream = s.stream
                             ORDER BY r.started_at DESC, r.run_id DESC LIMIT 1) r ON true
+         LEFT JOIN LATERAL (SELECT p.pages FROM lightspeed_sync.runs p
+                            WHERE r.status = 'running' AND p.account_id = s.account_id
+                              AND p.stream = s.stream AND p.kind = r.kind AND p.status = 'succeeded'
+                            ORDER BY p.started_at DESC, p.run_id DESC LIMIT 1) p ON true
          ORDER BY s.account_id, s.stream",
     )
     .fetch_all(pool)
@@ -115,12 +201,15 @@ pub async fn collect(pool: &PgPool) -> Result<StatusReport, sqlx::Error> {
                 authorization_reason: c.status_reason.filter(|_| needs),
                 authorization_changed_at: c.status_changed_at,
                 token_refreshed_at: c.refreshed_at,
+                state: String::new(),
                 streams: Vec::new(),
             },
         );
     }
     let mut by_stream: BTreeMap<(u64, String), StreamView> = BTreeMap::new();
-    for (id, stream, success, lag, status, kind, started, finished, rows, error) in rows {
+    for (id, stream, success, lag, status, kind, started, finished, rows, error, pages, expected) in
+        rows
+    {
         let id = id as u64;
         accounts.entry(id).or_insert_with(|| AccountView {
             account_id: id,
@@ -129,7 +218,14 @@ pub async fn collect(pool: &PgPool) -> Result<StatusReport, sqlx::Error> {
             authorization_reason: None,
             authorization_changed_at: None,
             token_refreshed_at: None,
+            state: String::new(),
             streams: Vec::new(),
+        });
+        let running = status.as_deref() == Some("running");
+        let expected = expected.filter(|_| running);
+        let eta = expected.map(|e| {
+            let left = f64::from((e - pages.unwrap_or(0)).max(0));
+            left * pace(id).unwrap_or(1.0)
         });
         let view = StreamView {
             stream: stream.clone(),
@@ -141,6 +237,9 @@ pub async fn collect(pool: &PgPool) -> Result<StatusReport, sqlx::Error> {
             last_finished_at: finished,
             last_rows: rows,
             last_error: error,
+            last_pages: pages,
+            expected_pages: expected,
+            eta_seconds: eta,
         };
         by_stream.insert((id, stream), view);
     }
@@ -151,6 +250,7 @@ pub async fn collect(pool: &PgPool) -> Result<StatusReport, sqlx::Error> {
                 .unwrap_or_else(|| never_run(stream));
             account.streams.push(view);
         }
+        account.state = account.state_of().to_string();
     }
     Ok(StatusReport {
         generated_at,
@@ -169,10 +269,14 @@ fn never_run(stream: &str) -> StreamView {
         last_finished_at: None,
         last_rows: None,
         last_error: None,
+        last_pages: None,
+        expected_pages: None,
+        eta_seconds: None,
     }
 }
 
-/// The report as a table for a person.
+/// The report as a table for a person: one line per account and stream, the same columns as the
+/// status page.
 pub fn render_table(report: &StatusReport) -> String {
     if report.accounts.is_empty() {
         return "no accounts connected: run `lightspeed-sync authorize` to connect one\n".into();
@@ -181,12 +285,13 @@ pub fn render_table(report: &StatusReport) -> String {
         [
             "ACCOUNT",
             "NAME",
-            "AUTHORIZATION",
+            "STATE",
             "STREAM",
             "LAST SUCCESS",
             "LAG",
             "ROWS",
             "LAST RUN",
+            "PROGRESS",
         ]
         .map(String::from),
     ];
@@ -205,7 +310,11 @@ pub fn render_table(report: &StatusReport) -> String {
             rows.push([
                 a.account_id.to_string(),
                 a.name.clone(),
-                a.authorization.clone(),
+                if a.state.is_empty() {
+                    a.state_of().to_string()
+                } else {
+                    a.state.clone()
+                },
                 s.stream.clone(),
                 s.last_success_at
                     .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
@@ -215,6 +324,7 @@ pub fn render_table(report: &StatusReport) -> String {
                     .map(|r| r.to_string())
                     .unwrap_or_else(|| "-".into()),
                 s.last_status.clone().unwrap_or_else(|| "-".into()),
+                progress(s),
             ]);
             if let (Some(status), Some(error)) = (&s.last_status, &s.last_error)
                 && status != "succeeded"
@@ -226,7 +336,7 @@ pub fn render_table(report: &StatusReport) -> String {
             }
         }
     }
-    let mut widths = [0usize; 8];
+    let mut widths = [0usize; 9];
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
@@ -247,8 +357,20 @@ pub fn render_table(report: &StatusReport) -> String {
     out
 }
 
+/// The running run's progress: `12/40 pages, ~28s left`; `-` when nothing runs.
+pub fn progress(s: &StreamView) -> String {
+    if s.last_status.as_deref() != Some("running") {
+        return "-".into();
+    }
+    let pages = s.last_pages.unwrap_or(0);
+    match (s.expected_pages, s.eta_seconds) {
+        (Some(e), Some(eta)) => format!("{pages}/{e} pages, ~{} left", human_secs(eta)),
+        _ => format!("{pages} pages"),
+    }
+}
+
 /// `3725.2` → `1h 2m`.
-fn human_secs(secs: f64) -> String {
+pub fn human_secs(secs: f64) -> String {
     let s = secs.max(0.0) as u64;
     match s {
         0..60 => format!("{s}s"),

@@ -1,11 +1,14 @@
-//! The worker: a bounded, fair queue of account jobs.
+//! The worker: a fair queue of account jobs.
 //!
-//! Each account has at most one task at a time, which holds at most one of the `sync.concurrency`
-//! slots (a FIFO semaphore). Jobs that arrive for an account while its task runs are coalesced into
-//! its pending set (a job is pending at most once) and run after the current batch, so a job never
-//! overlaps itself for the same account. After each batch the task gives its slot back and queues
-//! again behind the accounts that are waiting: a large account cannot starve the others. Each account
-//! paces against its own rate-limit bucket (the API client keeps one pacer per account).
+//! Each account has at most one task at a time. Jobs that arrive for an account while its task runs
+//! are coalesced into its pending set (a job is pending at most once) and run after the current
+//! batch, so a job never overlaps itself for the same account. Accounts in flight are bounded only by
+//! `sync.max_accounts` (large: an account in flight costs its lease and a few kilobytes; after each
+//! batch it queues again behind the accounts waiting). What the accounts share is bounded where it
+//! is used, by the API client's [`Gates`](crate::lightspeed::api::Gates): HTTP requests in flight
+//! (`sync.concurrency`) and pages held until written (sized from the pool). An account waiting on
+//! its own rate-limit bucket holds neither, and both are FIFO, so ready accounts take turns page by
+//! page: one account's large first sync does not hold the incremental runs of the others back.
 //!
 //! Every task is spawned on the daemon's [`TaskTracker`], so shutdown can wait for them; the
 //! [`CancellationToken`] handed to the engine stops runs after the page in flight.
@@ -122,7 +125,7 @@ struct Inner {
 #[derive(Default)]
 struct State {
     closed: bool,
-    /// Accounts with a task (waiting for a slot or running), and their jobs not yet started.
+    /// Accounts with a task, and their jobs not yet started.
     accounts: HashMap<u64, Pending>,
 }
 
@@ -132,11 +135,12 @@ struct Pending {
 }
 
 impl Worker {
-    /// A worker running at most `concurrency` accounts at once with `engine`, spawning on `tracker`,
-    /// stopping runs when `cancel` fires, holding leases for `lease_ttl` between renewals.
+    /// A worker running jobs with `engine` (whose API client bounds requests and pages) for at most
+    /// `max_accounts` accounts at once (`sync.max_accounts`), spawning on `tracker`, stopping runs
+    /// when `cancel` fires, holding leases for `lease_ttl`.
     pub fn new(
         engine: Engine,
-        concurrency: usize,
+        max_accounts: usize,
         lease_ttl: Duration,
         tracker: TaskTracker,
         cancel: CancellationToken,
@@ -145,7 +149,7 @@ impl Worker {
             inner: Arc::new(Inner {
                 engine,
                 lease_ttl,
-                slots: Arc::new(Semaphore::new(concurrency.max(1))),
+                slots: Arc::new(Semaphore::new(max_accounts.max(1))),
                 tracker,
                 cancel,
                 state: Mutex::new(State::default()),
@@ -240,7 +244,7 @@ impl Worker {
         self.state().closed = true;
     }
 
-    /// Accounts with a task (waiting for a slot or running).
+    /// Accounts with a task.
     pub fn active_accounts(&self) -> usize {
         self.state().accounts.len()
     }
@@ -263,8 +267,9 @@ impl Worker {
         self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The account's task: wait for a slot, run the pending jobs as one batch under the account's
-    /// lease, give the slot back, and go again while jobs arrived meanwhile.
+    /// The account's task: wait for one of the `sync.max_accounts` slots (FIFO), run the pending
+    /// jobs as one batch under the account's lease, give the slot back, and go again (behind the
+    /// accounts waiting) while jobs arrived meanwhile.
     async fn account_task(self, id: u64) {
         loop {
             let permit = tokio::select! {

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::header::{ACCEPT, HeaderMap, HeaderValue};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
 use url::Url;
 
@@ -61,6 +62,72 @@ pub struct Page<T> {
     pub next: Option<Url>,
     /// What fetching it cost.
     pub stats: CallStats,
+    /// The page's place among the pages held in memory ([`Gates`]): released when the page (what
+    /// is left of it once its records are moved out) is dropped, i.e. after its write.
+    pub held: Option<Arc<OwnedSemaphorePermit>>,
+}
+
+/// Default HTTP requests in flight at once in a process (`sync.concurrency` sets it).
+pub const DEFAULT_REQUESTS_IN_FLIGHT: usize = 16;
+/// Default pages fetched and not yet written at once in a process (sized from the pool).
+pub const DEFAULT_PAGES_HELD: usize = 8;
+
+/// What a process shares between all its accounts, bounded: HTTP requests in flight, and pages
+/// fetched but not yet written (each needs a pool connection for its write, and memory meanwhile).
+/// An account waiting on its own rate-limit bucket holds neither: the request permit is taken only
+/// after the pacer lets the request go, and given back when the body is in. Both semaphores are
+/// FIFO, so ready accounts are served round robin (one request or page each, in turn).
+#[derive(Debug)]
+pub struct Gates {
+    requests: Arc<Semaphore>,
+    pages: Arc<Semaphore>,
+    limits: (usize, usize),
+}
+
+impl Gates {
+    /// At most `requests` requests in flight and `pages` pages held (both at least 1).
+    pub fn new(requests: usize, pages: usize) -> Self {
+        let (requests, pages) = (requests.max(1), pages.max(1));
+        Gates {
+            requests: Arc::new(Semaphore::new(requests)),
+            pages: Arc::new(Semaphore::new(pages)),
+            limits: (requests, pages),
+        }
+    }
+
+    /// The limits: (requests in flight, pages held).
+    pub fn limits(&self) -> (usize, usize) {
+        self.limits
+    }
+
+    /// Requests in flight and pages held right now.
+    pub fn in_use(&self) -> (usize, usize) {
+        (
+            self.limits.0 - self.requests.available_permits(),
+            self.limits.1 - self.pages.available_permits(),
+        )
+    }
+
+    pub(super) async fn request(&self) -> OwnedSemaphorePermit {
+        // The semaphores are never closed.
+        self.requests
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("request gate closed")
+    }
+
+    pub(super) fn try_request(&self) -> Option<OwnedSemaphorePermit> {
+        self.requests.clone().try_acquire_owned().ok()
+    }
+
+    pub(super) async fn page(&self) -> OwnedSemaphorePermit {
+        self.pages
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("page gate closed")
+    }
 }
 
 /// A value fetched with one or more GETs.
@@ -79,6 +146,7 @@ pub struct Fetched<T> {
 #[derive(Clone)]
 pub struct ApiClient {
     pub(super) inner: Arc<Inner>,
+    pub(super) gates: Arc<Gates>,
 }
 
 pub(super) struct Inner {
@@ -128,7 +196,20 @@ impl ApiClient {
                 max_body: guard::MAX_API_BODY,
                 pacers: Mutex::new(HashMap::new()),
             }),
+            gates: Arc::new(Gates::new(DEFAULT_REQUESTS_IN_FLIGHT, DEFAULT_PAGES_HELD)),
         })
+    }
+
+    /// Bound this client (and its clones made from now on) to `requests` HTTP requests in flight
+    /// and `pages` pages held at once, over all accounts ([`Gates`]).
+    pub fn with_gates(mut self, requests: usize, pages: usize) -> Self {
+        self.gates = Arc::new(Gates::new(requests, pages));
+        self
+    }
+
+    /// The shared bounds.
+    pub fn gates(&self) -> &Gates {
+        &self.gates
     }
 
     /// Replace the retry backoff (tests use short ones).
@@ -169,8 +250,8 @@ impl ApiClient {
         account_id: u64,
         url: &Url,
     ) -> Result<Page<Customer>, ApiError> {
-        let (page, stats) = self
-            .get_parsed(account_id, url, |b| wire::parse_list::<Customer>(b, url))
+        let (page, stats, held) = self
+            .get_parsed_held(account_id, url, |b| wire::parse_list::<Customer>(b, url))
             .await?;
         if let Some(e) = self.foreign_next(url, page.next.as_ref()) {
             return Err(e);
@@ -186,6 +267,7 @@ impl ApiClient {
             records: page.records,
             next: page.next,
             stats,
+            held: Some(Arc::new(held)),
         })
     }
 
@@ -244,6 +326,17 @@ impl ApiClient {
         url: &Url,
         parse: impl Fn(&[u8]) -> Result<T, WireError>,
     ) -> Result<(T, CallStats), ApiError> {
+        let (value, stats, _held) = self.get_parsed_held(account_id, url, parse).await?;
+        Ok((value, stats))
+    }
+
+    /// As [`ApiClient::get_parsed`], also returning the value's page permit ([`Gates`]).
+    async fn get_parsed_held<T>(
+        &self,
+        account_id: u64,
+        url: &Url,
+        parse: impl Fn(&[u8]) -> Result<T, WireError>,
+    ) -> Result<(T, CallStats, OwnedSemaphorePermit), ApiError> {
         let span = tracing::debug_span!(
             "lightspeed.get",
             account.id = account_id,
@@ -253,11 +346,11 @@ impl ApiClient {
             let mut stats = CallStats::default();
             let mut transient_failures = 0;
             loop {
-                let (body, unframed) = self
+                let (body, unframed, held) = self
                     .get_bytes(account_id, url, &mut stats, &mut transient_failures)
                     .await?;
                 match parse(&body) {
-                    Ok(value) => return Ok((value, stats)),
+                    Ok(value) => return Ok((value, stats, held)),
                     // A body delimited only by the connection closing may have been cut without
                     // the transport noticing: JSON that ends early is then a transient failure.
                     Err(e)

@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use tokio::sync::OwnedSemaphorePermit;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use secrecy::{ExposeSecret, SecretString};
@@ -43,7 +44,7 @@ impl ApiClient {
         url: &Url,
         stats: &mut CallStats,
         failures: &mut u32,
-    ) -> Result<(Bytes, bool), ApiError> {
+    ) -> Result<(Bytes, bool, OwnedSemaphorePermit), ApiError> {
         let auth_err = |source: AuthFailure| ApiError::Auth {
             url: url.clone(),
             source,
@@ -66,10 +67,32 @@ impl ApiClient {
         let mut throttled_in_a_row = 0;
         let mut bare_in_a_row = 0;
         loop {
-            let slot = pacer.acquire().await;
+            // The bucket first (the account waits on its own), then a request permit (shared).
+            let mut slot = pacer.acquire().await;
+            let request = match self.gates.try_request() {
+                Some(permit) => permit,
+                None => {
+                    // Wait for the permit without keeping the bucket's reservation, then ask the
+                    // bucket again, so the send time it records is the real one.
+                    let waited = slot.waited();
+                    drop(slot);
+                    let permit = self.gates.request().await;
+                    slot = pacer.acquire().await;
+                    record_wait(stats, waited);
+                    permit
+                }
+            };
             record_wait(stats, slot.waited());
             stats.requests += 1;
-            let (status, headers, body) = match self.send(url, &token, slot).await {
+            let sent = self.send(url, &token, slot).await;
+            // A whole 2xx body is a page to hold until it is written: take its place before
+            // giving the request permit back (back-pressure when the writers fall behind).
+            let held = match &sent {
+                Ok((status, _, _)) if status.is_success() => Some(self.gates.page().await),
+                _ => None,
+            };
+            drop(request);
+            let (status, headers, body) = match sent {
                 Ok(response) => response,
                 Err(SendError::Invalid(reason)) => {
                     return Err(auth_err(AuthFailure {
@@ -97,7 +120,11 @@ impl ApiClient {
                     // Without a length or chunking, only the connection's close ended the body.
                     let framed = headers.contains_key(reqwest::header::CONTENT_LENGTH)
                         || headers.contains_key(reqwest::header::TRANSFER_ENCODING);
-                    return Ok((body, !framed));
+                    let held = match held {
+                        Some(held) => held,
+                        None => self.gates.page().await,
+                    };
+                    return Ok((body, !framed, held));
                 }
                 Verdict::Unauthorized if !refreshed => {
                     tracing::debug!(

@@ -42,6 +42,8 @@ pub fn daemon_settings(env: &Env, schedules: [&str; 3], concurrency: usize) -> S
     s.schedule.accounts = schedules[1].into();
     s.schedule.full_refresh = schedules[2].into();
     s.sync.concurrency = concurrency;
+    // As many accounts at once as requests: two replicas then split the accounts between them.
+    s.sync.max_accounts = concurrency;
     s.server.listen = "127.0.0.1:0".parse().unwrap();
     s
 }
@@ -311,6 +313,10 @@ pub fn child_env(settings: &Settings, pool: &PgPool) -> Vec<(String, String)> {
         (
             "LSSYNC__SYNC__CONCURRENCY",
             settings.sync.concurrency.to_string(),
+        ),
+        (
+            "LSSYNC__SYNC__MAX_ACCOUNTS",
+            settings.sync.max_accounts.to_string(),
         ),
         (
             "LSSYNC__SYNC__PAGE_SIZE",

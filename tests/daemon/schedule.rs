@@ -18,10 +18,14 @@ use crate::helpers::{
     engine_for, env, fast, no_progress, options, own_pool, runs, wait_for,
 };
 
-fn worker(env: &Env, concurrency: usize) -> Worker {
+fn worker(env: &Env, requests: usize) -> Worker {
+    let engine = lightspeed_sync::sync::Engine {
+        api: env.engine.api.clone().with_gates(requests, requests),
+        ..env.engine.clone()
+    };
     Worker::new(
-        env.engine.clone(),
-        concurrency,
+        engine,
+        1000,
         LEASE_TTL,
         TaskTracker::new(),
         CancellationToken::new(),
@@ -121,7 +125,7 @@ async fn jobs_for_a_busy_account_are_coalesced_and_never_overlap(pool: PgPool) {
     };
     let worker = Worker::new(
         engine,
-        4,
+        1000,
         LEASE_TTL,
         TaskTracker::new(),
         CancellationToken::new(),
@@ -180,12 +184,14 @@ async fn slots_are_shared_fairly_between_accounts(pool: PgPool) {
         });
         lightspeed_sync::sync::Engine {
             progress: Arc::new(hook),
+            // One request and one page at a time for the whole process.
+            api: env.engine.api.clone().with_gates(1, 1),
             ..env.engine.clone()
         }
     };
     let worker = Worker::new(
         engine,
-        1,
+        1000,
         LEASE_TTL,
         TaskTracker::new(),
         CancellationToken::new(),
@@ -204,7 +210,11 @@ async fn slots_are_shared_fairly_between_accounts(pool: PgPool) {
         .map(|r| r.account_id as u64)
         .collect();
     let ids: Vec<u64> = infos.iter().map(|i| i.account_id).collect();
-    assert_eq!(order, [ids[0], ids[1], ids[2], ids[0]]);
+    // Every account's first run starts before the first account's second one: the accounts are
+    // not queued behind one another, and the extra work queues behind theirs.
+    assert_eq!(order.len(), 4, "{order:?}");
+    assert_eq!(sorted(order[..3].to_vec()), sorted(ids.clone()), "{order:?}");
+    assert_eq!(order[3], ids[0], "{order:?}");
 }
 
 #[sqlx::test]
