@@ -4,7 +4,9 @@
 //! - `/readyz`: 200 when the database answers `SELECT 1` within a short timeout and the scheduler
 //!   runs; 503 with a JSON reason otherwise (it recovers by itself when the database comes back);
 //! - `/metrics`: Prometheus text;
-//! - `/status`: the JSON of `lightspeed-sync status --json`.
+//! - `/status`: the JSON of `lightspeed-sync status --json`;
+//! - `/`: the status page, HTML for people ([`super::page`]): `?sort=lag_desc|lag_asc|account`,
+//!   `?state=needs_reauth|failing|syncing|never_synced|ok|disconnected`.
 //!
 //! No secrets are served, and there is no authentication: bind it to localhost or firewall it.
 //!
@@ -20,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Json, Response};
@@ -160,6 +162,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .route("/status", get(status_json))
+        .route("/", get(status_page))
         .with_state(state)
 }
 
@@ -226,5 +229,60 @@ async fn status_json(State(state): State<AppState>) -> Response {
             "database: the status queries did not finish within {:?}",
             state.ready_timeout
         )),
+    }
+}
+
+/// The query of the status page.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct PageQuery {
+    /// `lag_desc` (default), `lag_asc` or `account`.
+    pub sort: Option<String>,
+    /// Only accounts in this state.
+    pub state: Option<String>,
+}
+
+async fn status_page(State(state): State<AppState>, Query(query): Query<PageQuery>) -> Response {
+    let api = state.worker.engine().api.clone();
+    let pace = move |account: u64| api.known_pace(account);
+    let collect = status::collect_paced(&state.pool, &pace);
+    let html_error = |status: StatusCode, message: String| {
+        (
+            status,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            format!(
+                "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>lightspeed-sync status</title></head>\
+                 <body><h1>lightspeed-sync</h1><p>{}</p></body></html>\n",
+                super::page::escape(&message)
+            ),
+        )
+            .into_response()
+    };
+    match tokio::time::timeout(state.ready_timeout, collect).await {
+        Ok(Ok(report)) => {
+            let sort = super::page::Sort::parse(query.sort.as_deref());
+            let html = super::page::render(&report, sort, query.state.as_deref());
+            (
+                [
+                    (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                    (
+                        header::CONTENT_SECURITY_POLICY,
+                        "default-src 'none'; style-src 'unsafe-inline'",
+                    ),
+                ],
+                html,
+            )
+                .into_response()
+        }
+        Ok(Err(e)) => html_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("database: {e}"),
+        ),
+        Err(_) => html_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "database: the status queries did not finish within {:?}",
+                state.ready_timeout
+            ),
+        ),
     }
 }

@@ -21,6 +21,7 @@
 pub mod http;
 pub mod metrics;
 pub mod notify;
+pub mod page;
 pub mod scheduler;
 pub mod status;
 pub mod worker;

@@ -244,6 +244,15 @@ impl ApiClient {
         Arc::clone(pacers.entry(account_id).or_default())
     }
 
+    /// Seconds one request costs `account_id`'s bucket (request cost / drip rate), when this
+    /// process has seen its bucket; does not create a pacer.
+    pub fn known_pace(&self, account_id: u64) -> Option<f64> {
+        let pacers = self.inner.pacers.lock().unwrap_or_else(|p| p.into_inner());
+        let pacer = pacers.get(&account_id)?;
+        let bucket = pacer.bucket()?;
+        Some(pacer.cost() / bucket.drip.max(0.01))
+    }
+
     /// GET one page of customers (`url` is a first-page URL or a `next` URL, used verbatim).
     pub async fn get_customers_page(
         &self,

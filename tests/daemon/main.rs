@@ -11,4 +11,5 @@ mod ownership;
 mod schedule;
 mod server_limits;
 mod shutdown;
+mod status_page;
 mod takeover;
