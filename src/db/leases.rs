@@ -196,6 +196,63 @@ pub async fn renew(pool: &PgPool, lease: &Lease, ttl: Duration) -> Result<bool, 
     Ok(done.rows_affected() == 1)
 }
 
+/// Extend many leases of `holder` in one statement (a process renews all it holds at once, not a
+/// statement per account). Each row is checked as [`renew`] does (holder, epoch, not expired). Rows
+/// locked right now (a page's transaction holds a share lock on its lease row) are skipped, not
+/// waited for: the caller asks again for those ([`still_held`] tells them from lost ones). Returns
+/// the accounts renewed.
+pub async fn renew_many(
+    pool: &PgPool,
+    holder: &str,
+    leases: &[(i64, i64)],
+    ttl: Duration,
+) -> Result<Vec<i64>, sqlx::Error> {
+    let (ids, epochs): (Vec<i64>, Vec<i64>) = leases.iter().copied().unzip();
+    let mut tx = pool.begin().await?;
+    bound_transaction(&mut tx).await?;
+    let renewed: Vec<i64> = sqlx::query_scalar(
+        "WITH held AS (
+             SELECT l.account_id FROM lightspeed_sync.leases l
+             JOIN unnest($1::bigint[], $2::bigint[]) AS h(account_id, epoch)
+               ON h.account_id = l.account_id AND h.epoch = l.epoch
+             WHERE l.holder = $3 AND l.expires_at > now()
+             ORDER BY l.account_id
+             FOR UPDATE OF l SKIP LOCKED)
+         UPDATE lightspeed_sync.leases l SET expires_at = now() + make_interval(secs => $4)
+         FROM held WHERE l.account_id = held.account_id
+         RETURNING l.account_id",
+    )
+    .bind(&ids)
+    .bind(&epochs)
+    .bind(holder)
+    .bind(secs(ttl))
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(renewed)
+}
+
+/// Of `leases` (account, epoch) of `holder`, those still held and unexpired, read without waiting
+/// for any lock (a lease missing here was taken over or has expired: it is lost).
+pub async fn still_held(
+    pool: &PgPool,
+    holder: &str,
+    leases: &[(i64, i64)],
+) -> Result<Vec<i64>, sqlx::Error> {
+    let (ids, epochs): (Vec<i64>, Vec<i64>) = leases.iter().copied().unzip();
+    sqlx::query_scalar(
+        "SELECT l.account_id FROM lightspeed_sync.leases l
+         JOIN unnest($1::bigint[], $2::bigint[]) AS h(account_id, epoch)
+           ON h.account_id = l.account_id AND h.epoch = l.epoch
+         WHERE l.holder = $3 AND l.expires_at > now()",
+    )
+    .bind(&ids)
+    .bind(&epochs)
+    .bind(holder)
+    .fetch_all(pool)
+    .await
+}
+
 /// Inside a checkpoint's transaction (first thing): is the lease still ours and unexpired? Holds a
 /// share lock on the lease row until the transaction ends, so no takeover can slip in between this
 /// check and the commit. Also bounds the transaction ([`bound_transaction`]): if this process

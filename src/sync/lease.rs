@@ -6,6 +6,11 @@
 //! database (not per account) holding a session-level advisory lock keyed by the replica ID. When
 //! the process dies, the server closes that session and every lease of the process is free at once;
 //! see [`crate::db::leases`] for the protocol.
+//!
+//! Renewals are batched the same way: one [`Renewer`] per process, database and lifetime extends
+//! every lease the process holds there in one statement every third of the lifetime (a statement
+//! per tick, not per account); a lease whose row is locked at that instant (a page committing) is
+//! asked for again shortly after, and one found taken over fires its guard's `lost` token.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -42,11 +47,22 @@ impl Drop for Presence {
     }
 }
 
-type Registry = Mutex<HashMap<String, Weak<Presence>>>;
+type Registry<T> = Mutex<HashMap<String, Weak<T>>>;
 
-fn registry() -> &'static Registry {
-    static REGISTRY: std::sync::OnceLock<Registry> = std::sync::OnceLock::new();
+fn registry() -> &'static Registry<Presence> {
+    static REGISTRY: std::sync::OnceLock<Registry<Presence>> = std::sync::OnceLock::new();
     REGISTRY.get_or_init(Default::default)
+}
+
+/// `holder@host:port/database`.
+fn key_of(pool: &PgPool, holder: &str) -> String {
+    let o = pool.connect_options();
+    format!(
+        "{holder}@{}:{}/{}",
+        o.get_host(),
+        o.get_port(),
+        o.get_database().unwrap_or("")
+    )
 }
 
 impl Presence {
@@ -54,13 +70,7 @@ impl Presence {
     /// now. Keep the handle as long as leases are held (the daemon and `sync` keep one for their
     /// whole run, each [`LeaseGuard`] one for its lease).
     pub fn get(pool: &PgPool, holder: &str) -> Arc<Presence> {
-        let o = pool.connect_options();
-        let key = format!(
-            "{holder}@{}:{}/{}",
-            o.get_host(),
-            o.get_port(),
-            o.get_database().unwrap_or("")
-        );
+        let key = key_of(pool, holder);
         let mut map = registry().lock().unwrap_or_else(|p| p.into_inner());
         if let Some(p) = map.get(&key).and_then(Weak::upgrade) {
             return p;
@@ -137,11 +147,123 @@ pub enum AcquireError {
     },
 }
 
-/// A held lease, renewed every third of its lifetime until released.
+/// The leases a process holds in one database with one lifetime, renewed together.
+pub struct Renewer {
+    held: Arc<Mutex<HashMap<i64, (Lease, CancellationToken)>>>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Renewer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn renewers() -> &'static Registry<Renewer> {
+    static REGISTRY: std::sync::OnceLock<Registry<Renewer>> = std::sync::OnceLock::new();
+    REGISTRY.get_or_init(Default::default)
+}
+
+impl Renewer {
+    /// The renewer of `holder`'s leases of lifetime `ttl` in `pool`'s database (started now if none).
+    pub fn get(pool: &PgPool, holder: &str, ttl: Duration) -> Arc<Renewer> {
+        let key = format!("{}#{}", key_of(pool, holder), ttl.as_millis());
+        let mut map = renewers().lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(r) = map.get(&key).and_then(Weak::upgrade) {
+            return r;
+        }
+        map.retain(|_, w| w.strong_count() > 0);
+        let held = Arc::new(Mutex::new(HashMap::new()));
+        let task = tokio::spawn(renew_all(
+            pool.clone(),
+            holder.to_string(),
+            ttl,
+            held.clone(),
+        ));
+        let r = Arc::new(Renewer { held, task });
+        map.insert(key, Arc::downgrade(&r));
+        r
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<i64, (Lease, CancellationToken)>> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Leases renewed by this renewer right now.
+    pub fn len(&self) -> usize {
+        self.held().len()
+    }
+
+    /// True when it renews none.
+    pub fn is_empty(&self) -> bool {
+        self.held().is_empty()
+    }
+}
+
+/// The renewer's task: every third of the lifetime, one statement for all the leases held; rows
+/// locked at that instant are asked for again shortly after (never waited for, so one slow page
+/// cannot hold the other leases' renewal up), until the next tick.
+async fn renew_all(
+    pool: PgPool,
+    holder: String,
+    ttl: Duration,
+    held: Arc<Mutex<HashMap<i64, (Lease, CancellationToken)>>>,
+) {
+    let lock = || held.lock().unwrap_or_else(|p| p.into_inner());
+    let period = ttl / 3;
+    let retry = (ttl / 30).clamp(Duration::from_millis(10), Duration::from_millis(200));
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let started = tokio::time::Instant::now();
+        let mut pending: Vec<(i64, i64)> = lock()
+            .values()
+            .map(|(l, _)| (l.account_id, l.epoch))
+            .collect();
+        while !pending.is_empty() {
+            let renewed = match leases::renew_many(&pool, &holder, &pending, ttl).await {
+                Ok(renewed) => renewed,
+                // A database hiccup: keep trying until the leases would have expired anyway.
+                Err(e) => {
+                    tracing::warn!(leases = pending.len(), error = %e, "could not renew the leases");
+                    break;
+                }
+            };
+            pending.retain(|(id, _)| !renewed.contains(id));
+            if pending.is_empty() {
+                break;
+            }
+            let ours = match leases::still_held(&pool, &holder, &pending).await {
+                Ok(ours) => ours,
+                Err(e) => {
+                    tracing::warn!(leases = pending.len(), error = %e, "could not renew the leases");
+                    break;
+                }
+            };
+            for &(id, epoch) in pending.iter().filter(|(id, _)| !ours.contains(id)) {
+                let mut map = lock();
+                if let Some((lease, lost)) = map.get(&id).filter(|(l, _)| l.epoch == epoch) {
+                    tracing::warn!(account = lease.account_id, "lease lost to another replica");
+                    lost.cancel();
+                    map.remove(&id);
+                }
+            }
+            pending.retain(|(id, _)| ours.contains(id));
+            if pending.is_empty() || started.elapsed() + retry >= period {
+                break;
+            }
+            tokio::time::sleep(retry).await;
+        }
+    }
+}
+
+/// A held lease, renewed every third of its lifetime (by the process's [`Renewer`]) until released.
 pub struct LeaseGuard {
     lease: Lease,
     pool: PgPool,
-    renewer: JoinHandle<()>,
+    renewer: Arc<Renewer>,
     lost: CancellationToken,
     _presence: Arc<Presence>,
 }
@@ -165,7 +287,10 @@ impl LeaseGuard {
             return Ok(None);
         };
         let lost = CancellationToken::new();
-        let renewer = tokio::spawn(renew_loop(pool.clone(), lease.clone(), ttl, lost.clone()));
+        let renewer = Renewer::get(pool, holder, ttl);
+        renewer
+            .held()
+            .insert(lease.account_id, (lease.clone(), lost.clone()));
         Ok(Some(LeaseGuard {
             lease,
             pool: pool.clone(),
@@ -185,9 +310,19 @@ impl LeaseGuard {
         &self.lost
     }
 
+    fn stop_renewing(&self) {
+        let mut held = self.renewer.held();
+        if held
+            .get(&self.lease.account_id)
+            .is_some_and(|(l, _)| *l == self.lease)
+        {
+            held.remove(&self.lease.account_id);
+        }
+    }
+
     /// Stop renewing and give the lease up.
     pub async fn release(self) {
-        self.renewer.abort();
+        self.stop_renewing();
         if let Err(e) = leases::release(&self.pool, &self.lease).await {
             tracing::warn!(account = self.lease.account_id, error = %e, "could not release the lease; it will expire");
         }
@@ -196,26 +331,6 @@ impl LeaseGuard {
 
 impl Drop for LeaseGuard {
     fn drop(&mut self) {
-        self.renewer.abort();
-    }
-}
-
-async fn renew_loop(pool: PgPool, lease: Lease, ttl: Duration, lost: CancellationToken) {
-    let mut tick = tokio::time::interval(ttl / 3);
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        match leases::renew(&pool, &lease, ttl).await {
-            Ok(true) => {}
-            Ok(false) => {
-                tracing::warn!(account = lease.account_id, "lease lost to another replica");
-                lost.cancel();
-                return;
-            }
-            // A database hiccup: keep trying until the lease would have expired anyway.
-            Err(e) => {
-                tracing::warn!(account = lease.account_id, error = %e, "could not renew the lease")
-            }
-        }
+        self.stop_renewing();
     }
 }

@@ -129,3 +129,94 @@ async fn a_stale_holder_can_neither_finish_nor_start_a_run_after_a_takeover(pool
     );
     assert_eq!(runs::get(&pool, mine).await.unwrap().status, "succeeded");
 }
+
+#[sqlx::test]
+async fn one_renewer_keeps_all_of_a_processs_leases_and_reports_each_one_lost(pool: PgPool) {
+    let ttl = Duration::from_millis(1500);
+    let mut guards = Vec::new();
+    for account in 1..=50 {
+        let guard = LeaseGuard::acquire(&pool, account, "holder-a", ttl)
+            .await
+            .unwrap()
+            .expect("free");
+        guards.push(guard);
+    }
+    let renewer = lightspeed_sync::sync::lease::Renewer::get(&pool, "holder-a", ttl);
+    assert_eq!(renewer.len(), 50, "one renewer for every lease of the process");
+    // A lease row locked by a page committing (a share lock, as `verify` takes): skipped by the
+    // batch, renewed on its own once the lock is gone.
+    let mut page = pool.begin().await.unwrap();
+    let lease7 = guards[6].lease().clone();
+    assert!(leases::verify(&mut page, &lease7).await.unwrap());
+    let first: Vec<chrono::DateTime<chrono::Utc>> = sqlx::query_scalar(
+        "SELECT expires_at FROM lightspeed_sync.leases ORDER BY account_id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let expiries = || async {
+        sqlx::query_as::<_, (chrono::DateTime<chrono::Utc>, bool)>(
+            "SELECT expires_at, expires_at > now() FROM lightspeed_sync.leases
+             WHERE holder = 'holder-a' ORDER BY account_id",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+    };
+    // Renewed in one batch, not held up by the locked row.
+    wait_for(
+        "every unlocked lease renewed",
+        Duration::from_secs(10),
+        || async {
+            let now = expiries().await;
+            (now.len() == 50
+                && now
+                    .iter()
+                    .zip(&first)
+                    .enumerate()
+                    .all(|(i, ((t, live), f))| i == 6 || (*live && *t > *f)))
+            .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(expiries().await[6].0, first[6], "the locked row waits");
+    page.commit().await.unwrap();
+    // Renewed right after its page committed, and every lease outlives its first lifetime.
+    let past = chrono::Duration::milliseconds(1500);
+    wait_for(
+        "every lease renewed past its first expiry",
+        Duration::from_secs(10),
+        || async {
+            let now = expiries().await;
+            (now.len() == 50
+                && now
+                    .iter()
+                    .zip(&first)
+                    .all(|((t, live), f)| *live && *t > *f + past))
+            .then_some(())
+        },
+    )
+    .await;
+    assert!(guards.iter().all(|g| !g.lost().is_cancelled()));
+
+    // Taken over behind its back: only that guard hears of it.
+    sqlx::query(
+        "UPDATE lightspeed_sync.leases SET holder = 'holder-b', epoch = epoch + 1
+         WHERE account_id = 9",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), guards[8].lost().cancelled())
+        .await
+        .expect("the lost lease is reported within a renewal period");
+    assert_eq!(
+        guards.iter().filter(|g| g.lost().is_cancelled()).count(),
+        1
+    );
+    assert_eq!(renewer.len(), 49);
+    for g in guards {
+        g.release().await;
+    }
+    assert!(renewer.is_empty());
+}
