@@ -270,3 +270,44 @@ async fn two_daemons_split_the_accounts_on_schedule_and_never_sync_one_at_once(p
         env.assert_mirror_matches(a).await;
     }
 }
+
+#[sqlx::test]
+async fn an_account_waiting_on_its_bucket_holds_no_slot(pool: PgPool) {
+    // Each account has its own small bucket; the process may send one request at a time and hold
+    // one page. Waiting on a bucket must not hold that up: the accounts wait side by side, so the
+    // whole takes about one account's own minimum, not the sum of them.
+    let accounts = 4;
+    let (size, drip) = (2.0, 1.0);
+    let env = env(
+        pool,
+        lightspeed_sync::sim::SimConfig {
+            accounts,
+            customers: 300,
+            bucket_size: size,
+            drip_rate: drip,
+            rate_limits: true,
+            ..lightspeed_sync::sim::SimConfig::default()
+        },
+    )
+    .await;
+    let worker = worker(&env, 1);
+    let started = std::time::Instant::now();
+    let report = worker.tick(Tick::Initial).await.unwrap();
+    assert_eq!(report.started.len(), accounts);
+    worker.wait_idle().await;
+    let wall = started.elapsed().as_secs_f64();
+    let c = env.sim.counters();
+    let minimum = (c.drip_charged / accounts as f64 - size) / drip;
+    assert_eq!(c.throttled_bucket + c.throttled_burst, 0, "{c:?}");
+    assert!(minimum > 2.0, "each account waits on its bucket: {minimum}");
+    assert!(
+        wall < 2.0 * minimum,
+        "{wall:.2} s for {accounts} accounts whose own minimum is {minimum:.2} s: they waited in turn"
+    );
+    for r in runs(&env.pool).await {
+        assert_eq!(r.status, "succeeded", "{r:?}");
+    }
+    for a in env.sim.account_ids() {
+        env.assert_mirror_matches(a).await;
+    }
+}
