@@ -51,7 +51,9 @@ pub async fn run(settings: Settings, args: StatusArgs) -> anyhow::Result<()> {
             anyhow::Error::new(e).context("reading the sync status")
         }
     })?;
-    let stale = args.stale.map(|limit| (limit, only_stale(&mut report, limit)));
+    let stale = args
+        .stale
+        .map(|limit| (limit, only_stale(&mut report, limit)));
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else if let Some((limit, 0)) = stale {

@@ -212,7 +212,6 @@ async fn sync_some(
         .await
 }
 
-
 /// The engine for these settings: token source, API client, pool.
 pub fn engine(
     settings: &Settings,

@@ -273,10 +273,7 @@ async fn status_page(State(state): State<AppState>, Query(query): Query<PageQuer
             )
                 .into_response()
         }
-        Ok(Err(e)) => html_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("database: {e}"),
-        ),
+        Ok(Err(e)) => html_error(StatusCode::SERVICE_UNAVAILABLE, format!("database: {e}")),
         Err(_) => html_error(
             StatusCode::SERVICE_UNAVAILABLE,
             format!(

@@ -129,7 +129,11 @@ pub fn render(report: &StatusReport, sort: Sort, state: Option<&str>) -> String 
             out,
             "<a href=\"{}\"{}>{} ({n})</a>",
             link(sort, Some(s)),
-            if state == Some(s) { " class=\"on\"" } else { "" },
+            if state == Some(s) {
+                " class=\"on\""
+            } else {
+                ""
+            },
             s.replace('_', " ")
         );
     }
@@ -179,7 +183,8 @@ fn row(out: &mut String, a: &AccountView) {
         escape(state),
         a.account_id,
         escape(state),
-        a.max_lag().map_or("never".to_string(), |l| format!("{l:.0}"))
+        a.max_lag()
+            .map_or("never".to_string(), |l| format!("{l:.0}"))
     );
     let _ = write!(
         out,
@@ -234,15 +239,17 @@ fn row(out: &mut String, a: &AccountView) {
         .filter(|s| s.last_status.as_deref() != Some("succeeded"))
         .filter_map(|s| s.last_error.as_ref().map(|e| format!("{}: {e}", s.stream)))
         .collect();
-    let _ = write!(out, "<td class=\"err\">{}</td></tr>\n", escape(&errors.join("; ")));
+    let _ = write!(
+        out,
+        "<td class=\"err\">{}</td></tr>\n",
+        escape(&errors.join("; "))
+    );
 }
 
 fn stream_cell(out: &mut String, s: &StreamView) {
-    let success = s
-        .last_success_at
-        .map_or("never".to_string(), |t| {
-            t.format("%Y-%m-%d %H:%M:%S").to_string()
-        });
+    let success = s.last_success_at.map_or("never".to_string(), |t| {
+        t.format("%Y-%m-%d %H:%M:%S").to_string()
+    });
     let lag = s.lag_seconds.map_or("-".to_string(), human_secs);
     let _ = write!(
         out,

@@ -10,10 +10,10 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::OwnedSemaphorePermit;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::OwnedSemaphorePermit;
 use url::Url;
 
 use super::AuthFailure;

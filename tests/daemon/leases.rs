@@ -142,18 +142,21 @@ async fn one_renewer_keeps_all_of_a_processs_leases_and_reports_each_one_lost(po
         guards.push(guard);
     }
     let renewer = lightspeed_sync::sync::lease::Renewer::get(&pool, "holder-a", ttl);
-    assert_eq!(renewer.len(), 50, "one renewer for every lease of the process");
+    assert_eq!(
+        renewer.len(),
+        50,
+        "one renewer for every lease of the process"
+    );
     // A lease row locked by a page committing (a share lock, as `verify` takes): skipped by the
     // batch, renewed on its own once the lock is gone.
     let mut page = pool.begin().await.unwrap();
     let lease7 = guards[6].lease().clone();
     assert!(leases::verify(&mut page, &lease7).await.unwrap());
-    let first: Vec<chrono::DateTime<chrono::Utc>> = sqlx::query_scalar(
-        "SELECT expires_at FROM lightspeed_sync.leases ORDER BY account_id",
-    )
-    .fetch_all(&pool)
-    .await
-    .unwrap();
+    let first: Vec<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("SELECT expires_at FROM lightspeed_sync.leases ORDER BY account_id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
     let expiries = || async {
         sqlx::query_as::<_, (chrono::DateTime<chrono::Utc>, bool)>(
             "SELECT expires_at, expires_at > now() FROM lightspeed_sync.leases
@@ -210,10 +213,7 @@ async fn one_renewer_keeps_all_of_a_processs_leases_and_reports_each_one_lost(po
     tokio::time::timeout(Duration::from_secs(5), guards[8].lost().cancelled())
         .await
         .expect("the lost lease is reported within a renewal period");
-    assert_eq!(
-        guards.iter().filter(|g| g.lost().is_cancelled()).count(),
-        1
-    );
+    assert_eq!(guards.iter().filter(|g| g.lost().is_cancelled()).count(), 1);
     assert_eq!(renewer.len(), 49);
     for g in guards {
         g.release().await;

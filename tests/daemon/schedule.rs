@@ -213,7 +213,11 @@ async fn slots_are_shared_fairly_between_accounts(pool: PgPool) {
     // Every account's first run starts before the first account's second one: the accounts are
     // not queued behind one another, and the extra work queues behind theirs.
     assert_eq!(order.len(), 4, "{order:?}");
-    assert_eq!(sorted(order[..3].to_vec()), sorted(ids.clone()), "{order:?}");
+    assert_eq!(
+        sorted(order[..3].to_vec()),
+        sorted(ids.clone()),
+        "{order:?}"
+    );
     assert_eq!(order[3], ids[0], "{order:?}");
 }
 

@@ -75,9 +75,13 @@ async fn the_status_page_renders_a_fleet_and_a_needs_reauth_account_stands_out(p
     let mut ids = env.sim.account_ids();
     ids.sort();
     let reauth = ids[17];
-    mark_needs_reauth(&env.pool, reauth, "invalid_grant: <b>revoked</b> by the merchant")
-        .await
-        .unwrap();
+    mark_needs_reauth(
+        &env.pool,
+        reauth,
+        "invalid_grant: <b>revoked</b> by the merchant",
+    )
+    .await
+    .unwrap();
     let worker = Worker::new(
         env.engine.clone(),
         1000,
@@ -112,7 +116,9 @@ async fn the_status_page_renders_a_fleet_and_a_needs_reauth_account_stands_out(p
         "{rows:?}"
     );
     assert_eq!(
-        rows.iter().filter(|r| r.contains("state-needs_reauth")).count(),
+        rows.iter()
+            .filter(|r| r.contains("state-needs_reauth"))
+            .count(),
         1
     );
     assert_eq!(rows.iter().filter(|r| r.contains("state-ok")).count(), 49);
@@ -162,7 +168,11 @@ async fn the_status_page_renders_a_fleet_and_a_needs_reauth_account_stands_out(p
     )
     .await;
     let png = std::fs::read(&shot).expect("chromium wrote the screenshot");
-    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{} bytes", png.len());
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "{} bytes",
+        png.len()
+    );
     if let Some(copy) = std::env::var_os("STATUS_PAGE_SCREENSHOT") {
         std::fs::copy(&shot, copy).unwrap();
     }
