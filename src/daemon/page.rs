@@ -92,9 +92,9 @@ pub fn render(report: &StatusReport, sort: Sort, state: Option<&str>) -> String 
         .iter()
         .filter(|a| state_word(a) == "needs_reauth")
         .count();
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<p class=\"meta\">{} account(s) · {} need re-authorization · read {} UTC</p>\n",
+        "<p class=\"meta\">{} account(s) · {} need re-authorization · read {} UTC</p>",
         report.accounts.len(),
         needs,
         report.generated_at.format("%Y-%m-%d %H:%M:%S")
@@ -148,12 +148,12 @@ pub fn render(report: &StatusReport, sort: Sort, state: Option<&str>) -> String 
         Sort::LagAsc => " ↑",
         Sort::Account => "",
     };
-    let _ = write!(
+    let _ = writeln!(
         out,
         "<table id=\"accounts\"><thead><tr><th><a href=\"{}\">Account</a></th><th>Name</th>\
          <th>State</th><th>Accounts stream</th><th>Customers stream</th>\
          <th><a id=\"sort-lag\" href=\"{}\">Lag{arrow}</a></th><th>Rows</th><th>Progress</th>\
-         <th>Last error</th></tr></thead><tbody>\n",
+         <th>Last error</th></tr></thead><tbody>",
         link(Sort::Account, state),
         link(lag_sort, state),
     );
@@ -239,9 +239,9 @@ fn row(out: &mut String, a: &AccountView) {
         .filter(|s| s.last_status.as_deref() != Some("succeeded"))
         .filter_map(|s| s.last_error.as_ref().map(|e| format!("{}: {e}", s.stream)))
         .collect();
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<td class=\"err\">{}</td></tr>\n",
+        "<td class=\"err\">{}</td></tr>",
         escape(&errors.join("; "))
     );
 }
