@@ -331,4 +331,38 @@ async fn status_lists_accounts_with_their_streams_and_shows_needs_reauth(pool: P
     }
     assert!(table.contains("needs_reauth"), "{table}");
     assert!(table.contains(reason), "{table}");
+    assert!(table.lines().next().unwrap().contains("STATE"), "{table}");
+
+    // `--stale`: nothing lags an hour yet (exit 0); then one stream does (exit 1, only that one).
+    let (status, out, err) = run_cli(&["status", "--stale", "1h"], &vars).await;
+    assert!(status.success(), "{err}");
+    assert!(out.contains("no stream lags more than 1h"), "{out}");
+    sqlx::query(
+        "UPDATE lightspeed_sync.runs SET started_at = started_at - interval '2 hours',
+             finished_at = finished_at - interval '2 hours'
+         WHERE account_id = $1 AND stream = 'customers'",
+    )
+    .bind(ids[1] as i64)
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    let (status, out, err) = run_cli(&["status", "--stale", "1h"], &vars).await;
+    assert_eq!(status.code(), Some(1), "{out}{err}");
+    assert!(
+        err.contains("1 stream(s) of 1 account(s) lag more than 1h"),
+        "{err}"
+    );
+    let lines: Vec<&str> = out.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 2, "the header and one stream: {out}");
+    assert!(
+        lines[1].starts_with(&ids[1].to_string()) && lines[1].contains("customers"),
+        "{out}"
+    );
+    let (status, out, _) = run_cli(&["status", "--stale", "1h", "--json"], &vars).await;
+    assert_eq!(status.code(), Some(1));
+    let only: StatusReport = serde_json::from_str(&out).unwrap();
+    assert_eq!(only.accounts.len(), 1);
+    assert_eq!(only.accounts[0].account_id, ids[1]);
+    assert_eq!(only.accounts[0].streams.len(), 1);
+    assert!(only.accounts[0].streams[0].lag_seconds.unwrap() > 3600.0);
 }
