@@ -99,6 +99,39 @@ pub struct SyncSettings {
     pub overlap: Duration,
     /// Accounts synced at once by the daemon.
     pub concurrency: usize,
+    /// Relations loaded with customers (`load_relations`): any of `Contact`, `CustomerType`, `Note`,
+    /// `CreditAccount`, `Tags`, `CustomFieldValues`. A list, or one comma-separated string (as an
+    /// environment variable gives it). Each adds to a page's drip cost.
+    #[serde(deserialize_with = "list_or_csv")]
+    pub customer_relations: Vec<String>,
+}
+
+impl SyncSettings {
+    /// `customer_relations`, parsed (the names were checked at load; unknown ones are skipped).
+    pub fn relations(&self) -> Vec<crate::lightspeed::query::CustomerRelation> {
+        self.customer_relations
+            .iter()
+            .filter_map(|n| crate::lightspeed::query::CustomerRelation::parse(n.trim()))
+            .collect()
+    }
+}
+
+/// A list of strings, or one string of comma-separated items.
+fn list_or_csv<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrCsv {
+        List(Vec<String>),
+        Csv(String),
+    }
+    Ok(match ListOrCsv::deserialize(d)? {
+        ListOrCsv::List(l) => l,
+        ListOrCsv::Csv(s) => s
+            .split(',')
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty())
+            .collect(),
+    })
 }
 
 /// `[schedule]`: cron expressions (with seconds: `sec min hour day month weekday`).
@@ -233,6 +266,24 @@ impl Settings {
         if self.sync.concurrency == 0 {
             return bad("sync.concurrency", "expected at least 1".into());
         }
+        if let Some(unknown) = self
+            .sync
+            .customer_relations
+            .iter()
+            .find(|n| crate::lightspeed::query::CustomerRelation::parse(n.trim()).is_none())
+        {
+            let known: Vec<&str> = crate::lightspeed::query::CustomerRelation::ALL
+                .iter()
+                .map(|r| r.name())
+                .collect();
+            return bad(
+                "sync.customer_relations",
+                format!(
+                    "unknown relation {unknown:?}: expected any of {}",
+                    known.join(", ")
+                ),
+            );
+        }
         if self.lightspeed.max_attempts == 0 {
             return bad("lightspeed.max_attempts", "expected at least 1".into());
         }
@@ -297,6 +348,7 @@ impl Settings {
                 "page_size": self.sync.page_size,
                 "overlap": humantime::format_duration(self.sync.overlap).to_string(),
                 "concurrency": self.sync.concurrency,
+                "customer_relations": self.sync.customer_relations,
             },
             "schedule": {
                 "customers": self.schedule.customers,

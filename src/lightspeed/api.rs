@@ -15,7 +15,7 @@ use url::Url;
 use super::TokenProvider;
 use super::error::ApiError;
 use super::pacing::Pacer;
-use super::query::{self, CustomerQuery};
+use super::query::{self, CustomerQuery, CustomerRelation};
 use super::retry::Backoff;
 use super::wire::{self, Account, AccountDetail, Customer, WireError};
 use crate::config::LightspeedSettings;
@@ -87,6 +87,7 @@ pub(super) struct Inner {
     pub(super) max_attempts: u32,
     pub(super) backoff: Backoff,
     pub(super) pacers: Mutex<HashMap<u64, Arc<Pacer>>>,
+    pub(super) customer_relations: Vec<CustomerRelation>,
 }
 
 impl std::fmt::Debug for ApiClient {
@@ -122,6 +123,7 @@ impl ApiClient {
                 max_attempts: settings.max_attempts.max(1),
                 backoff: Backoff::default(),
                 pacers: Mutex::new(HashMap::new()),
+                customer_relations: CustomerRelation::ALL.to_vec(),
             }),
         })
     }
@@ -132,6 +134,43 @@ impl ApiClient {
             inner.backoff = backoff;
         }
         self
+    }
+
+    /// Set the relations loaded with customers (`sync.customer_relations`; default: all of
+    /// [`CustomerRelation::ALL`]).
+    pub fn with_customer_relations(mut self, relations: Vec<CustomerRelation>) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.customer_relations = relations;
+        }
+        self
+    }
+
+    /// The relations loaded with customers.
+    pub fn customer_relations(&self) -> &[CustomerRelation] {
+        &self.inner.customer_relations
+    }
+
+    /// GET one page of a list of `T` (`url` is a first-page or `next` URL, used verbatim).
+    pub async fn get_records_page<T: wire::Record>(
+        &self,
+        account_id: u64,
+        url: &Url,
+    ) -> Result<Page<T>, ApiError> {
+        let (page, stats) = self
+            .get_parsed(account_id, url, |b| wire::parse_list::<T>(b, url))
+            .await?;
+        if page.next.as_ref() == Some(url) {
+            return Err(ApiError::Malformed {
+                url: url.clone(),
+                reason: "`next` repeats this page's URL".into(),
+            });
+        }
+        Ok(Page {
+            url: url.clone(),
+            records: page.records,
+            next: page.next,
+            stats,
+        })
     }
 
     /// The API origin this client talks to.
@@ -220,6 +259,10 @@ impl ApiClient {
             account.id = account_id,
             url.path = url.path()
         );
+        // Pace this request at its own computed cost (its relations), not only at the last
+        // response's `X-LS-API-Request-Cost`, so a page dearer than the request before it does not
+        // overshoot the bucket; the response's header then confirms or corrects it.
+        self.pacer(account_id).expect_cost(query::request_cost(url));
         async {
             let mut stats = CallStats::default();
             let mut transient_failures = 0;

@@ -1,10 +1,13 @@
-//! `Customer` and its `Contact` (emails, phones, addresses) as the API sends them (fact sheet §6.1,
-//! §5 "What `Contact` contains").
+//! `Customer` and its `Contact` (emails, phones, addresses, websites) as the API sends them (fact
+//! sheet §6.1, §5 "What `Contact` contains"), with the other relations of `relations.rs`.
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::relations::{
+    self, CreditAccount, CreditAccountWire, CustomFieldValue, CustomFieldValueWire, Note, NoteWire,
+};
 use super::scalar::{self, Scalar, flag, foreign_key, id, opt_text, required_time, text, time};
 use super::shape::{Container, Entries, Item, OneOrMany};
 use super::{FieldError, Record, field};
@@ -44,6 +47,14 @@ pub struct Customer {
     pub tax_category_id: Option<i64>,
     /// The `Contact` relation, when loaded and not empty.
     pub contact: Option<Contact>,
+    /// The `Note` relation, when loaded.
+    pub note: Option<Note>,
+    /// The `CreditAccount` relation, when loaded and the customer has one.
+    pub credit_account: Option<CreditAccount>,
+    /// `Tags`: `None` when not loaded, else the tag names.
+    pub tags: Option<Vec<String>>,
+    /// `CustomFieldValues` that are set and not `deleted` (empty when not loaded).
+    pub custom_fields: Vec<CustomFieldValue>,
     /// The whole record as received (JSON text, as `jsonb` wants it).
     pub raw: Box<RawValue>,
 }
@@ -51,6 +62,8 @@ pub struct Customer {
 /// A customer's contact details.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Contact {
+    /// `custom`, `None` when empty.
+    pub custom: Option<String>,
     /// `noEmail`.
     pub no_email: Option<bool>,
     /// `noPhone`.
@@ -65,6 +78,8 @@ pub struct Contact {
     pub phones: Vec<Phone>,
     /// `Addresses.ContactAddress`, without blank ones (every field `""`).
     pub addresses: Vec<Address>,
+    /// `Websites.ContactWebsite` URLs (the docs' searching sample), without empty ones.
+    pub websites: Vec<String>,
 }
 
 /// One `ContactEmail`.
@@ -171,10 +186,20 @@ struct CustomerWire<'a> {
     tax_category_id: Option<Scalar<'a>>,
     #[serde(borrow, rename = "Contact")]
     contact: Option<OneOrMany<ContactWire<'a>>>,
+    #[serde(borrow, rename = "Note")]
+    note: Option<OneOrMany<NoteWire<'a>>>,
+    #[serde(rename = "CreditAccount")]
+    credit_account: Option<OneOrMany<CreditAccountWire>>,
+    #[serde(rename = "Tags")]
+    tags: Option<serde_json::Value>,
+    #[serde(borrow, rename = "CustomFieldValues")]
+    custom_field_values: Option<Container<CustomFieldValueWire<'a>>>,
 }
 
 #[derive(Deserialize)]
 struct ContactWire<'a> {
+    #[serde(borrow)]
+    custom: Option<Scalar<'a>>,
     #[serde(borrow, rename = "noEmail")]
     no_email: Option<Scalar<'a>>,
     #[serde(borrow, rename = "noPhone")]
@@ -189,6 +214,14 @@ struct ContactWire<'a> {
     phones: Option<Container<PhoneWire<'a>>>,
     #[serde(borrow, rename = "Addresses")]
     addresses: Option<Container<AddressWire<'a>>>,
+    #[serde(borrow, rename = "Websites")]
+    websites: Option<Container<WebsiteWire<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct WebsiteWire<'a> {
+    #[serde(borrow)]
+    url: Option<Scalar<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -236,6 +269,9 @@ impl Item for PhoneWire<'_> {
 impl Item for AddressWire<'_> {
     const KEY: &'static str = "ContactAddress";
 }
+impl Item for WebsiteWire<'_> {
+    const KEY: &'static str = "ContactWebsite";
+}
 
 impl Record for Customer {
     const KEY: &'static str = "Customer";
@@ -266,6 +302,19 @@ impl Record for Customer {
                 Some(OneOrMany(e)) => contact(e)?,
                 None => None,
             },
+            note: match w.note {
+                Some(OneOrMany(e)) => relations::note(e)?,
+                None => None,
+            },
+            credit_account: match w.credit_account {
+                Some(OneOrMany(e)) => relations::credit_account(e)?,
+                None => None,
+            },
+            tags: relations::tags(w.tags.as_ref())?,
+            custom_fields: match w.custom_field_values {
+                Some(Container(e)) => relations::custom_field_values(e)?,
+                None => Vec::new(),
+            },
             raw: raw.to_owned(),
         })
     }
@@ -287,6 +336,7 @@ fn contact(e: Entries<ContactWire<'_>>) -> Result<Option<Contact>, FieldError> {
         return Ok(None);
     };
     Ok(Some(Contact {
+        custom: field("Contact.custom", opt_text(c.custom.as_ref()))?,
         no_email: field("Contact.noEmail", flag(c.no_email.as_ref()))?,
         no_phone: field("Contact.noPhone", flag(c.no_phone.as_ref()))?,
         no_mail: field("Contact.noMail", flag(c.no_mail.as_ref()))?,
@@ -317,6 +367,12 @@ fn contact(e: Entries<ContactWire<'_>>) -> Result<Option<Contact>, FieldError> {
         })?
         .into_iter()
         .filter(|a| !a.is_blank())
+        .collect(),
+        websites: entries(c.websites, "Websites", |w, f| {
+            f("url", text(w.url.as_ref()))
+        })?
+        .into_iter()
+        .filter(|u| !u.trim().is_empty())
         .collect(),
     }))
 }
