@@ -78,6 +78,8 @@ pub struct Fetched<T> {
 #[derive(Clone)]
 pub struct ApiClient {
     pub(super) inner: Arc<Inner>,
+    /// `sync.customer_relations` (per clone: an engine may load fewer relations than another).
+    customer_relations: Arc<[CustomerRelation]>,
 }
 
 pub(super) struct Inner {
@@ -87,7 +89,6 @@ pub(super) struct Inner {
     pub(super) max_attempts: u32,
     pub(super) backoff: Backoff,
     pub(super) pacers: Mutex<HashMap<u64, Arc<Pacer>>>,
-    pub(super) customer_relations: Vec<CustomerRelation>,
 }
 
 impl std::fmt::Debug for ApiClient {
@@ -123,8 +124,8 @@ impl ApiClient {
                 max_attempts: settings.max_attempts.max(1),
                 backoff: Backoff::default(),
                 pacers: Mutex::new(HashMap::new()),
-                customer_relations: CustomerRelation::ALL.to_vec(),
             }),
+            customer_relations: CustomerRelation::ALL.into(),
         })
     }
 
@@ -139,15 +140,13 @@ impl ApiClient {
     /// Set the relations loaded with customers (`sync.customer_relations`; default: all of
     /// [`CustomerRelation::ALL`]).
     pub fn with_customer_relations(mut self, relations: Vec<CustomerRelation>) -> Self {
-        if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.customer_relations = relations;
-        }
+        self.customer_relations = relations.into();
         self
     }
 
     /// The relations loaded with customers.
     pub fn customer_relations(&self) -> &[CustomerRelation] {
-        &self.inner.customer_relations
+        &self.customer_relations
     }
 
     /// GET one page of a list of `T` (`url` is a first-page or `next` URL, used verbatim).
