@@ -297,7 +297,12 @@ fn definitions_page(
                 match id {
                     Some(id) => after = id,
                     None => {
-                        return Out::error(400, &format!("Invalid cursor '{v}'."), "Exception", 1.0);
+                        return Out::error(
+                            400,
+                            &format!("Invalid cursor '{v}'."),
+                            "Exception",
+                            1.0,
+                        );
                     }
                 }
             }

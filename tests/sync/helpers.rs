@@ -228,7 +228,14 @@ pub struct Comparable {
     /// (creditAccountID, balance in cents, limit in cents, timeStamp)
     pub credit: Option<(i64, i64, i64, Option<DateTime<Utc>>)>,
     /// (customFieldID, name, type, value, choice IDs, timeStamp), by field ID.
-    pub custom_fields: Vec<(i64, String, String, Option<String>, Vec<i64>, Option<DateTime<Utc>>)>,
+    pub custom_fields: Vec<(
+        i64,
+        String,
+        String,
+        Option<String>,
+        Vec<i64>,
+        Option<DateTime<Utc>>,
+    )>,
 }
 
 impl Comparable {

@@ -63,8 +63,14 @@ async fn a_first_sync_mirrors_every_relation_and_the_definitions(pool: PgPool) {
     .await
     .unwrap();
     assert!(counts.0 > 100, "{counts:?}");
-    assert_eq!(counts.1, 11, "every custom field type has values: {counts:?}");
-    assert!(counts.2 > 10 && counts.3 > 50 && counts.4 > 50 && counts.5 > 5, "{counts:?}");
+    assert_eq!(
+        counts.1, 11,
+        "every custom field type has values: {counts:?}"
+    );
+    assert!(
+        counts.2 > 10 && counts.3 > 50 && counts.4 > 50 && counts.5 > 5,
+        "{counts:?}"
+    );
     // Deleted values are not rows; the simulator serves some.
     let raw_deleted: i64 = sqlx::query_scalar(
         r#"SELECT count(*) FROM lightspeed.customers WHERE raw::text LIKE '%"deleted": "true"%'"#,
@@ -84,21 +90,25 @@ async fn relation_edits_that_do_not_move_the_timestamp_are_caught_by_the_full_wa
     env.sim.set_relation_edits_bump_timestamp(false);
     let before = crate::helpers::mirror(&env.pool, a).await;
     let ids = edit_every_relation(&env, a);
-    env.sim
-        .mutate(a, Mutation::DeleteCustomerType(5))
-        .unwrap();
+    env.sim.mutate(a, Mutation::DeleteCustomerType(5)).unwrap();
     // An incremental run cannot see them: the customers' timeStamps did not move.
     env.sync_ok(a, Kind::Incremental).await;
     let after = crate::helpers::mirror(&env.pool, a).await;
     for id in &ids {
-        assert_eq!(after[id], before[id], "customer {id} changed without a newer timeStamp");
+        assert_eq!(
+            after[id], before[id],
+            "customer {id} changed without a newer timeStamp"
+        );
     }
     // The full walk does: same timeStamp, different content.
     env.sync_ok(a, Kind::Full).await;
     env.assert_mirror_matches(a).await;
     let after = crate::helpers::mirror(&env.pool, a).await;
     for id in &ids {
-        assert_ne!(after[id], before[id], "customer {id}: the edit reached the mirror");
+        assert_ne!(
+            after[id], before[id],
+            "customer {id}: the edit reached the mirror"
+        );
     }
     let deleted: Option<chrono::DateTime<chrono::Utc>> = sqlx::query_scalar(
         "SELECT deleted_at FROM lightspeed.customer_types WHERE customer_type_id = 5",
@@ -106,7 +116,10 @@ async fn relation_edits_that_do_not_move_the_timestamp_are_caught_by_the_full_wa
     .fetch_one(&env.pool)
     .await
     .unwrap();
-    assert!(deleted.is_some(), "a hard-deleted customer type is marked deleted");
+    assert!(
+        deleted.is_some(),
+        "a hard-deleted customer type is marked deleted"
+    );
 }
 
 #[sqlx::test]
@@ -117,16 +130,31 @@ async fn relation_edits_that_move_the_timestamp_are_caught_incrementally(pool: P
     env.sim.set_relation_edits_bump_timestamp(true);
     let before = crate::helpers::mirror(&env.pool, a).await;
     let ids = edit_every_relation(&env, a);
-    let moved = env.sim.truth(a).iter().find(|c| c.customer_type_id != Some(3)).unwrap().id;
+    let moved = env
+        .sim
+        .truth(a)
+        .iter()
+        .find(|c| c.customer_type_id != Some(3))
+        .unwrap()
+        .id;
     env.sim
-        .mutate(a, Mutation::SetCustomerType { id: moved, type_id: 3 })
+        .mutate(
+            a,
+            Mutation::SetCustomerType {
+                id: moved,
+                type_id: 3,
+            },
+        )
         .unwrap();
     let report = env.sync_ok(a, Kind::Incremental).await;
     assert!(report.rows >= ids.len() as u64, "{report:?}");
     env.assert_mirror_matches(a).await;
     let after = crate::helpers::mirror(&env.pool, a).await;
     for id in ids.iter().chain([&moved]) {
-        assert_ne!(after[id], before[id], "customer {id}: the edit reached the mirror");
+        assert_ne!(
+            after[id], before[id],
+            "customer {id}: the edit reached the mirror"
+        );
     }
     env.sync_ok(a, Kind::Full).await;
     env.assert_mirror_matches(a).await;
@@ -159,7 +187,10 @@ async fn relations_left_out_of_the_config_are_not_requested(pool: PgPool) {
         after.api_requests - before.api_requests,
     );
     assert_eq!(requests, u64::from(report.stats.requests));
-    assert!((charged - 1.2 * requests as f64).abs() < 1e-6, "charged {charged} for {requests}");
+    assert!(
+        (charged - 1.2 * requests as f64).abs() < 1e-6,
+        "charged {charged} for {requests}"
+    );
     let (fields, notes): (i64, i64) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM lightspeed.custom_fields),
                 (SELECT count(*) FROM lightspeed.customers WHERE note IS NOT NULL OR tags IS NOT NULL)",
