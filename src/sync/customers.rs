@@ -16,8 +16,8 @@
 //!
 //! **Definitions.** The custom field definitions (`Customer/CustomField.json`, when
 //! `CustomFieldValues` is loaded) and the customer types (`CustomerType.json`, when `CustomerType` is
-//! loaded) are walked whole, by ID, at the start of a full run and of the first run of an account
-//! (no watermark yet): a handful of requests, each page committed with the run's counts, and after a
+//! loaded) are walked whole, by ID, after the customers of a full run and of the first run of an
+//! account (no watermark yet): a handful of requests, each page committed with the run's counts, and after a
 //! complete walk the ones no longer listed are marked deleted (customer types are deleted for good
 //! upstream and cannot be walked by `timeStamp`). They are part of the `customers` stream, so the
 //! stream names stay `accounts` and `customers`; the schedule's full refresh keeps them fresh.
@@ -64,9 +64,6 @@ pub(crate) async fn run(
     let first_run = cursors::watermark(&engine.pool, lease.account_id, STREAM)
         .await?
         .is_none();
-    if kind == Kind::Full || first_run {
-        sync_definitions(engine, lease, run_id, tally, cancel).await?;
-    }
     let (tx, rx) = mpsc::channel::<Fetched>(PIPELINE_DEPTH);
     // The fetcher owns the sender: when it finishes, the writer sees the end of the channel.
     let fetch = async move {
@@ -87,6 +84,9 @@ pub(crate) async fn run(
     let (fetched, written) = tokio::join!(fetch, write);
     written?;
     fetched?;
+    if kind == Kind::Full || first_run {
+        sync_definitions(engine, lease, run_id, tally, cancel).await?;
+    }
     if kind == Kind::Full {
         let mut conn = engine.pool.acquire().await?;
         let mut txn = sqlx::Connection::begin(&mut *conn).await?;
