@@ -504,6 +504,66 @@ mod tests {
     }
 
     #[test]
+    fn every_relation_in_one_record() {
+        let mut v = docs_sample();
+        v["Contact"]["custom"] = json!("VIP");
+        v["Contact"]["Websites"] =
+            json!({"ContactWebsite": [{"url": "https://a.example"}, {"url": ""}]});
+        // The 2019 recording's relations.
+        v["CreditAccount"] = json!({"creditAccountID": "1", "balance": "-12.50", "creditLimit": "0",
+            "timeStamp": "2019-04-29T08:45:22+00:00"});
+        v["Note"] =
+            json!({"note": "", "isPublic": "false", "timeStamp": "2019-04-29T08:40:04+00:00"});
+        v["Tags"] = json!({"@attributes": {"count": "1"}, "tag": "vip"});
+        v["CustomerType"] = json!({"customerTypeID": "2", "name": "Wholesale", "taxCategoryID": "0", "discountID": "0"});
+        v["CustomFieldValues"] = json!({"CustomFieldValue": [
+            {"customFieldValueID": "7", "customFieldID": "3", "name": "Store", "type": "string",
+             "value": "Harbour", "deleted": "false", "timeStamp": "2026-01-01T00:00:00+00:00"},
+            {"customFieldValueID": "8", "customFieldID": "4", "name": "Gone", "type": "integer",
+             "value": "3", "deleted": "true"},
+            {"customFieldValueID": "9", "customFieldID": "1", "name": "Tier", "type": "single_choice",
+             "value": {"customFieldChoiceID": "2", "name": "Silver", "value": ""}}]});
+        let c = convert(v).unwrap();
+        let contact = c.contact.clone().unwrap();
+        assert_eq!(contact.custom.as_deref(), Some("VIP"));
+        assert_eq!(contact.websites, ["https://a.example"]);
+        let credit = c.credit_account.clone().unwrap();
+        assert_eq!(
+            (credit.credit_account_id, credit.balance.as_deref()),
+            (1, Some("-12.50"))
+        );
+        let note = c.note.clone().unwrap();
+        assert_eq!((note.note, note.is_public), (None, Some(false)));
+        assert_eq!(c.tags.as_deref(), Some(&["vip".to_string()][..]));
+        let fields: Vec<(u64, Option<&str>)> = c
+            .custom_fields
+            .iter()
+            .map(|f| (f.custom_field_id, f.value.as_deref()))
+            .collect();
+        assert_eq!(
+            fields,
+            [(3, Some("Harbour")), (1, Some("Silver"))],
+            "deleted values are not rows"
+        );
+        assert_eq!(c.custom_fields[1].value_json["customFieldChoiceID"], "2");
+        // Not loaded: none of them.
+        let c = convert(docs_sample()).unwrap();
+        assert!(c.note.is_none() && c.credit_account.is_none() && c.custom_fields.is_empty());
+        assert_eq!(c.tags.as_deref(), Some(&[][..]), "`Tags: \"\"` is no tags");
+        // Bad values name their field.
+        let mut v = docs_sample();
+        v["CreditAccount"] = json!({"creditAccountID": "1", "balance": "lots"});
+        assert_eq!(convert(v).unwrap_err().field, "CreditAccount.balance");
+        let mut v = docs_sample();
+        v["CustomFieldValues"] =
+            json!({"CustomFieldValue": {"customFieldID": "x", "type": "string"}});
+        assert_eq!(
+            convert(v).unwrap_err().field,
+            "CustomFieldValues.CustomFieldValue[0].customFieldID"
+        );
+    }
+
+    #[test]
     fn minimal_record_without_contact_or_dob() {
         let c = convert(
             json!({"customerID": 5, "timeStamp": "2026-01-01T00:00:00+00:00", "title": {}}),
