@@ -227,16 +227,19 @@ pub struct Comparable {
     pub tags: Option<Vec<String>>,
     /// (creditAccountID, balance in cents, limit in cents, timeStamp)
     pub credit: Option<(i64, i64, i64, Option<DateTime<Utc>>)>,
-    /// (customFieldID, name, type, value, choice IDs, timeStamp), by field ID.
-    pub custom_fields: Vec<(
-        i64,
-        String,
-        String,
-        Option<String>,
-        Vec<i64>,
-        Option<DateTime<Utc>>,
-    )>,
+    /// By field ID.
+    pub custom_fields: Vec<FieldCmp>,
 }
+
+/// A custom field value compared: (customFieldID, name, type, value, choice IDs, timeStamp).
+pub type FieldCmp = (
+    i64,
+    String,
+    String,
+    Option<String>,
+    Vec<i64>,
+    Option<DateTime<Utc>>,
+);
 
 impl Comparable {
     fn from_truth(c: TruthCustomer) -> Self {

@@ -18,12 +18,19 @@ fn targets(env: &crate::helpers::Env, account: u64) -> Vec<u64> {
             .map(|c| c.id)
             .expect("a customer for each edit")
     };
+    type Wanted = fn(&lightspeed_sync::sim::TruthCustomer) -> bool;
+    let wanted: [Wanted; 5] = [
+        |c| !c.custom_fields.is_empty(),
+        |_| true,
+        |c| c.credit.is_some(),
+        |c| c.credit.is_none(),
+        |_| true,
+    ];
     let mut ids = Vec::new();
-    ids.push(pick(&|c| !c.custom_fields.is_empty(), &ids));
-    ids.push(pick(&|_| true, &ids));
-    ids.push(pick(&|c| c.credit.is_some(), &ids));
-    ids.push(pick(&|c| c.credit.is_none(), &ids));
-    ids.push(pick(&|_| true, &ids));
+    for w in wanted {
+        let id = pick(&w, &ids);
+        ids.push(id);
+    }
     ids
 }
 
