@@ -17,7 +17,7 @@
 //! **Definitions.** The custom field definitions (`Customer/CustomField.json`, when
 //! `CustomFieldValues` is loaded) and the customer types (`CustomerType.json`, when `CustomerType` is
 //! loaded) are walked whole, by ID, after the customers of a full run and of the first run of an
-//! account (no watermark yet): a handful of requests, each page committed with the run's counts, and after a
+//! account (no watermark yet, or none stored: a first run interrupted before them): a handful of requests, each page committed with the run's counts, and after a
 //! complete walk the ones no longer listed are marked deleted (customer types are deleted for good
 //! upstream and cannot be walked by `timeStamp`). They are part of the `customers` stream, so the
 //! stream names stay `accounts` and `customers`; the schedule's full refresh keeps them fresh.
@@ -84,7 +84,7 @@ pub(crate) async fn run(
     let (fetched, written) = tokio::join!(fetch, write);
     written?;
     fetched?;
-    if kind == Kind::Full || first_run {
+    if kind == Kind::Full || first_run || !has_definitions(engine, lease.account_id).await? {
         sync_definitions(engine, lease, run_id, tally, cancel).await?;
     }
     if kind == Kind::Full {
@@ -124,6 +124,19 @@ fn base_query(engine: &Engine, field: SortField) -> CustomerQuery {
         archived: Some(Archived::Include),
         ..CustomerQuery::default()
     }
+}
+
+/// Whether the mirror holds the account's definitions (custom fields or customer types): a first run
+/// that was interrupted, or failed, before it walked them leaves none, and the next run walks them.
+/// (An account that defines none is walked again by each run: two requests.)
+async fn has_definitions(engine: &Engine, account_id: i64) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM lightspeed.custom_fields WHERE account_id = $1)
+             OR EXISTS (SELECT 1 FROM lightspeed.customer_types WHERE account_id = $1)",
+    )
+    .bind(account_id)
+    .fetch_one(&engine.pool)
+    .await
 }
 
 /// Walk the definitions the loaded relations refer to, each page committed under the lease, and
