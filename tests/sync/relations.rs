@@ -207,3 +207,46 @@ async fn relations_left_out_of_the_config_are_not_requested(pool: PgPool) {
     .unwrap();
     assert_eq!((fields, notes), (0, 0));
 }
+
+#[test]
+fn sync_customer_relations_is_read_from_the_file_or_the_environment_and_checked() {
+    use lightspeed_sync::config::Settings;
+    use lightspeed_sync::lightspeed::query::CustomerRelation;
+    let load = |vars: &[(&str, &str)], file: Option<&str>| {
+        let dir = std::env::temp_dir().join(format!("lssync-rel-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("c{}.toml", vars.len() + file.map_or(0, str::len)));
+        if let Some(text) = file {
+            std::fs::write(&path, text).unwrap();
+        }
+        let mut env: Vec<(String, String)> = vec![(
+            "LSSYNC__SECURITY__TOKEN_KEY".into(),
+            lightspeed_sync::tokens::crypto::generate_key_base64(),
+        )];
+        env.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        Settings::load_from(&path, false, env)
+    };
+    let default = load(&[], None).unwrap();
+    assert_eq!(default.sync.relations(), CustomerRelation::ALL.to_vec());
+    let env = load(
+        &[("LSSYNC__SYNC__CUSTOMER_RELATIONS", "Contact, Tags")],
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        env.sync.relations(),
+        [CustomerRelation::Contact, CustomerRelation::Tags]
+    );
+    let file = load(&[], Some("[sync]\ncustomer_relations = [\"Note\"]\n")).unwrap();
+    assert_eq!(file.sync.relations(), [CustomerRelation::Note]);
+    let err = load(
+        &[("LSSYNC__SYNC__CUSTOMER_RELATIONS", "Contact,Discount")],
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("sync.customer_relations") && err.contains("\"Discount\""),
+        "{err}"
+    );
+}
