@@ -49,14 +49,41 @@ pub enum DbError {
 
 /// Connect options from the settings (the URL is exposed only here).
 pub fn connect_options(settings: &DatabaseSettings) -> Result<PgConnectOptions, DbError> {
-    settings
-        .url
-        .expose_secret()
+    without_sslpassword(settings.url.expose_secret())
         .parse::<PgConnectOptions>()
         .map_err(|e| DbError::Unreachable {
             url: redact_url(settings.url.expose_secret()),
             reason: format!("invalid database.url: {e}"),
         })
+}
+
+/// The URL without `sslpassword` parameters. The driver cannot use encrypted client keys and would
+/// log the parameter as unknown, value and all; it is dropped here with a warning that names only
+/// the parameter.
+fn without_sslpassword(url: &str) -> zeroize::Zeroizing<String> {
+    let is_sslpassword = |raw_key: &str| crate::config::url_param_name(raw_key) == "sslpassword";
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return zeroize::Zeroizing::new(url.to_string());
+    };
+    let Some(query) = parsed.query().map(str::to_string).map(zeroize::Zeroizing::new) else {
+        return zeroize::Zeroizing::new(url.to_string());
+    };
+    let pairs: Vec<&str> = query.split('&').collect();
+    let kept: Vec<&str> = pairs
+        .iter()
+        .copied()
+        .filter(|pair| !is_sslpassword(pair.split_once('=').map_or(pair, |(k, _)| k)))
+        .collect();
+    if kept.len() == pairs.len() {
+        return zeroize::Zeroizing::new(url.to_string());
+    }
+    tracing::warn!(
+        "database.url: the `sslpassword` parameter is ignored (encrypted client keys are not \
+         supported: give `sslkey` an unencrypted key file readable only by this service)"
+    );
+    let kept = zeroize::Zeroizing::new(kept.join("&"));
+    parsed.set_query((!kept.is_empty()).then_some(kept.as_str()));
+    zeroize::Zeroizing::new(parsed.to_string())
 }
 
 /// Open a pool and check the server answers.
