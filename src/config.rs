@@ -380,7 +380,10 @@ fn key_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<SecretString>,
                 .map(|k| SecretString::from(k.to_string()))
                 .collect())
         }
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
             let mut keys = Vec::new();
             while let Some(k) = seq.next_element::<SecretString>()? {
                 keys.push(k);

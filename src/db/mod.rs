@@ -65,7 +65,11 @@ fn without_sslpassword(url: &str) -> zeroize::Zeroizing<String> {
     let Ok(mut parsed) = url::Url::parse(url) else {
         return zeroize::Zeroizing::new(url.to_string());
     };
-    let Some(query) = parsed.query().map(str::to_string).map(zeroize::Zeroizing::new) else {
+    let Some(query) = parsed
+        .query()
+        .map(str::to_string)
+        .map(zeroize::Zeroizing::new)
+    else {
         return zeroize::Zeroizing::new(url.to_string());
     };
     let pairs: Vec<&str> = query.split('&').collect();

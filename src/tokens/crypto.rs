@@ -245,8 +245,9 @@ impl Keyring {
             .previous_token_keys()
             .map_err(|e| KeyError::InvalidPrevious(e.to_string()))?;
         for (i, text) in previous.iter().enumerate() {
-            let key = TokenKey::from_base64(text)
-                .map_err(|e| KeyError::InvalidPrevious(format!("key {} of {}: {e}", i + 1, previous.len())))?;
+            let key = TokenKey::from_base64(text).map_err(|e| {
+                KeyError::InvalidPrevious(format!("key {} of {}: {e}", i + 1, previous.len()))
+            })?;
             ring = ring.with_older(key);
         }
         Ok(ring)
@@ -424,10 +425,7 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("account 7"), "{text}");
         assert!(text.contains(&format!("key version {v}")), "{text}");
-        assert!(
-            text.contains(&ring.current_version().to_string()),
-            "{text}"
-        );
+        assert!(text.contains(&ring.current_version().to_string()), "{text}");
         assert!(text.contains("security.previous_token_keys"), "{text}");
     }
 

@@ -5,5 +5,6 @@
 mod authorize;
 mod helpers;
 mod oauth;
+mod rekey;
 mod sim;
 mod source;
