@@ -151,7 +151,7 @@ impl fmt::Debug for TokenKey {
 impl TokenKey {
     /// A key from its base64 text (32 bytes; standard or URL-safe alphabet, padding optional); its
     /// version is [`key_version_of`] the bytes. The problem, if any, is described without the key.
-    pub fn from_base64(text: &SecretString) -> Result<Self, String> {
+    pub fn from_base64(text: &SecretString) -> Result<Self, KeyError> {
         let text = text.expose_secret().trim();
         let bytes = [
             &base64::engine::general_purpose::STANDARD,
@@ -163,14 +163,16 @@ impl TokenKey {
         .find_map(|engine| engine.decode(text).ok())
         .map(Zeroizing::new)
         .ok_or_else(|| {
-            "not base64 (expected base64 of 32 random bytes, as printed by `lightspeed-sync keygen`)"
-                .to_string()
+            KeyError::Invalid(
+                "not base64 (expected base64 of 32 random bytes, as printed by `lightspeed-sync keygen`)"
+                    .to_string(),
+            )
         })?;
         let cipher = Aes256Gcm::new_from_slice(&bytes).map_err(|_| {
-            format!(
+            KeyError::Invalid(format!(
                 "decodes to {} bytes, expected 32 (`lightspeed-sync keygen` prints a valid key)",
                 bytes.len()
-            )
+            ))
         })?;
         Ok(Self {
             version: key_version_of(&bytes),
@@ -240,13 +242,18 @@ impl Keyring {
         let text = settings
             .token_key()
             .map_err(|e| KeyError::Invalid(e.to_string()))?;
-        let mut ring = Self::new(TokenKey::from_base64(&text).map_err(KeyError::Invalid)?);
+        let mut ring = Self::new(TokenKey::from_base64(&text)?);
         let previous = settings
             .previous_token_keys()
             .map_err(|e| KeyError::InvalidPrevious(e.to_string()))?;
         for (i, text) in previous.iter().enumerate() {
-            let key = TokenKey::from_base64(text).map_err(|e| {
-                KeyError::InvalidPrevious(format!("key {} of {}: {e}", i + 1, previous.len()))
+            let key = TokenKey::from_base64(text).map_err(|e| match e {
+                KeyError::Invalid(problem) => KeyError::InvalidPrevious(format!(
+                    "key {} of {}: {problem}",
+                    i + 1,
+                    previous.len()
+                )),
+                other => other,
             })?;
             ring = ring.with_older(key);
         }
@@ -502,7 +509,8 @@ mod tests {
     #[test]
     fn bad_keys_are_refused_with_the_setting_name() {
         let short = TokenKey::from_base64(&secret("c2hvcnQ=")).unwrap_err();
-        assert!(short.contains("expected 32"), "{short}");
+        assert!(short.to_string().contains("security.token_key"), "{short}");
+        assert!(short.to_string().contains("expected 32"), "{short}");
         assert!(TokenKey::from_base64(&secret("%%%")).is_err());
         let none = SecuritySettings {
             token_key: None,

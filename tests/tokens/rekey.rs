@@ -71,14 +71,13 @@ impl Setup<'_> {
     }
 
     async fn run(&self, args: &[&str], key: &str, previous: &[&str]) -> Output {
-        let out = tokio::time::timeout(
+        tokio::time::timeout(
             Duration::from_secs(120),
             self.command(args, key, previous).output(),
         )
         .await
         .expect("the command finished")
-        .unwrap();
-        out
+        .unwrap()
     }
 
     /// `sync`, asserting that it succeeded.
