@@ -43,6 +43,9 @@ pub struct Settings {
 pub struct DatabaseSettings {
     /// Postgres URL; may carry a password, hence secret.
     pub url: SecretString,
+    /// A file holding the password (wins over one in the URL).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
     /// Upper bound of the connection pool.
     pub max_connections: u32,
     /// How long to wait for a connection.
@@ -281,6 +284,7 @@ impl Settings {
         let view = serde_json::json!({
             "database": {
                 "url": redact_url(self.database.url.expose_secret()),
+                "password_file": self.database.password_file,
                 "max_connections": self.database.max_connections,
                 "connect_timeout": humantime::format_duration(self.database.connect_timeout).to_string(),
             },
@@ -320,6 +324,22 @@ impl Settings {
         });
         toml::to_string(&without_nulls(view))
             .unwrap_or_else(|e| format!("# could not render: {e}\n"))
+    }
+}
+
+impl DatabaseSettings {
+    /// The password from `password_file`, if that is set (an empty file means no password).
+    pub fn password_from_file(&self) -> Result<Option<SecretString>, ConfigError> {
+        let Some(path) = self
+            .password_file
+            .as_ref()
+            .filter(|p| !p.as_os_str().is_empty())
+        else {
+            return Ok(None);
+        };
+        let text = read_secret_file(path, "database.password")?;
+        let password = text.trim_end_matches(['\r', '\n']);
+        Ok((!password.is_empty()).then(|| SecretString::from(password.to_string())))
     }
 }
 

@@ -36,6 +36,9 @@ pub enum DbError {
         #[source]
         source: sqlx::Error,
     },
+    /// `database.password_file` could not be read.
+    #[error("{0}")]
+    PasswordFile(String),
     /// A migration failed.
     #[error("migrating the database at {url}")]
     Migrate {
@@ -49,12 +52,17 @@ pub enum DbError {
 
 /// Connect options from the settings (the URL is exposed only here).
 pub fn connect_options(settings: &DatabaseSettings) -> Result<PgConnectOptions, DbError> {
-    without_sslpassword(settings.url.expose_secret())
+    let options = without_sslpassword(settings.url.expose_secret())
         .parse::<PgConnectOptions>()
         .map_err(|e| DbError::Unreachable {
             url: redact_url(settings.url.expose_secret()),
             reason: format!("invalid database.url: {e}"),
-        })
+        })?;
+    match settings.password_from_file() {
+        Ok(Some(password)) => Ok(options.password(password.expose_secret())),
+        Ok(None) => Ok(options),
+        Err(e) => Err(DbError::PasswordFile(e.to_string())),
+    }
 }
 
 /// The URL without `sslpassword` parameters. The driver cannot use encrypted client keys and would
