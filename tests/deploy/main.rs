@@ -6,6 +6,7 @@
 //! Run with `DATABASE_URL=postgres://postgres@127.0.0.1/postgres cargo nextest run --test deploy`.
 
 mod artifacts;
+mod compose;
 mod reader_role;
 mod systemd;
 
