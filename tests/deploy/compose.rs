@@ -22,7 +22,12 @@ fn published_ports(text: &str) -> Vec<String> {
         if trimmed == "ports:" {
             in_ports = true;
         } else if in_ports && trimmed.starts_with("- ") {
-            ports.push(trimmed.trim_start_matches("- ").trim_matches('"').to_owned());
+            ports.push(
+                trimmed
+                    .trim_start_matches("- ")
+                    .trim_matches('"')
+                    .to_owned(),
+            );
         } else if in_ports && !trimmed.starts_with('#') {
             in_ports = false;
         }
@@ -34,7 +39,10 @@ fn published_ports(text: &str) -> Vec<String> {
 fn compose_publishes_ports_on_the_loopback_interface_only() {
     let compose = super::read_repo_file(COMPOSE);
     let ports = published_ports(&compose);
-    assert!(ports.len() >= 3, "ports of postgres, the daemon and the sim: {ports:?}");
+    assert!(
+        ports.len() >= 3,
+        "ports of postgres, the daemon and the sim: {ports:?}"
+    );
     for port in ports {
         assert!(
             port.starts_with("127.0.0.1:"),
@@ -50,7 +58,10 @@ fn compose_takes_passwords_from_secret_files_with_no_fallback() {
     for (at, _) in compose.match_indices("${") {
         let expr = &compose[at..at + compose[at..].find('}').unwrap_or(0) + 1];
         let upper = expr.to_uppercase();
-        if ["PASSWORD", "SECRET", "KEY", "TOKEN"].iter().any(|w| upper.contains(w)) {
+        if ["PASSWORD", "SECRET", "KEY", "TOKEN"]
+            .iter()
+            .any(|w| upper.contains(w))
+        {
             assert!(
                 expr.contains(":?"),
                 "{COMPOSE}: `{expr}` must fail when unset (`${{VAR:?message}}`), not fall back"
@@ -73,7 +84,12 @@ fn compose_takes_passwords_from_secret_files_with_no_fallback() {
         let url = url::Url::parse(url).unwrap_or_else(|e| panic!("{url}: {e}"));
         assert!(url.password().is_none(), "{url} carries a password");
     }
-    for secret in ["postgres_password", "db_password", "client_secret", "token_key"] {
+    for secret in [
+        "postgres_password",
+        "db_password",
+        "client_secret",
+        "token_key",
+    ] {
         assert!(
             compose.contains(&format!("  {secret}:\n    file: ./secrets/{secret}\n")),
             "{COMPOSE} declares the secret {secret} as a file in deploy/secrets/"
@@ -119,15 +135,27 @@ fn compose_connects_as_an_owner_role_that_is_not_a_superuser() {
     assert!(demo.contains("OWNER lightspeed_daemon;"), "{demo}");
     // The image itself runs as an unprivileged user.
     let dockerfile = super::read_repo_file("deploy/Dockerfile");
-    assert!(dockerfile.contains("\nUSER 10001:10001\n"), "Dockerfile USER");
+    assert!(
+        dockerfile.contains("\nUSER 10001:10001\n"),
+        "Dockerfile USER"
+    );
 }
 
 #[test]
 fn deployment_docs_cover_tls_to_remote_databases_and_the_security_model() {
     let docs = super::read_repo_file("docs/deployment.md");
-    assert!(docs.contains("sslmode=verify-full"), "docs/deployment.md: sslmode=verify-full");
-    assert!(docs.contains("## Security model"), "docs/deployment.md: Security model");
-    assert!(docs.contains("security-network.md"), "links docs/security-network.md");
+    assert!(
+        docs.contains("sslmode=verify-full"),
+        "docs/deployment.md: sslmode=verify-full"
+    );
+    assert!(
+        docs.contains("## Security model"),
+        "docs/deployment.md: Security model"
+    );
+    assert!(
+        docs.contains("security-network.md"),
+        "links docs/security-network.md"
+    );
     for secret in [
         "security.token_key",
         "lightspeed.client_secret",

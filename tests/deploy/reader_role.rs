@@ -347,7 +347,10 @@ async fn a_reader_login_gets_no_temp_tables_a_statement_timeout_and_a_connection
     }
     match sqlx::PgConnection::connect_with(&options).await {
         Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(TOO_MANY_CONNECTIONS) => {}
-        other => panic!("an eleventh connection was not refused: {:?}", other.map(drop)),
+        other => panic!(
+            "an eleventh connection was not refused: {:?}",
+            other.map(drop)
+        ),
     }
     for conn in open {
         conn.close().await.expect("close");

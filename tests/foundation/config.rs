@@ -261,3 +261,73 @@ fn redaction_keeps_urls_without_secrets_as_they_are() {
     );
     assert_eq!(redact_url("not a url with hunter2"), "REDACTED");
 }
+
+#[test]
+fn previous_token_keys_come_from_a_list_a_string_or_a_file_and_are_never_printed() {
+    let (a, b, c) = (
+        lightspeed_sync::tokens::crypto::generate_key_base64(),
+        lightspeed_sync::tokens::crypto::generate_key_base64(),
+        lightspeed_sync::tokens::crypto::generate_key_base64(),
+    );
+    let texts = |s: &Settings| -> Vec<String> {
+        s.security
+            .previous_token_keys()
+            .unwrap()
+            .iter()
+            .map(|k| k.expose_secret().to_owned())
+            .collect()
+    };
+    let file = format!("[security]\nprevious_token_keys = [\"{a}\", \"{b}\"]\n");
+    assert_eq!(
+        texts(&load(Some(&file), &[]).unwrap()),
+        [a.clone(), b.clone()]
+    );
+    let joined = format!("{a}, {b}");
+    let s = load(None, &[("LSSYNC__SECURITY__PREVIOUS_TOKEN_KEYS", &joined)]).unwrap();
+    assert_eq!(texts(&s), [a.clone(), b.clone()]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let keys_file = dir.path().join("previous");
+    std::fs::write(&keys_file, format!("# retired 2026-12\n{c}\n\n")).unwrap();
+    let s = load(
+        None,
+        &[
+            ("LSSYNC__SECURITY__PREVIOUS_TOKEN_KEYS", &a),
+            (
+                "LSSYNC__SECURITY__PREVIOUS_TOKEN_KEYS_FILE",
+                keys_file.to_str().unwrap(),
+            ),
+        ],
+    )
+    .unwrap();
+    assert_eq!(texts(&s), [a.clone(), c.clone()]);
+    let printed = s.redacted_toml();
+    let debug = format!("{s:?}");
+    for key in [&a, &c] {
+        assert!(!printed.contains(key.as_str()), "{printed}");
+        assert!(!debug.contains(key.as_str()));
+    }
+    assert!(
+        printed.contains("previous_token_keys = [\"REDACTED\"]"),
+        "{printed}"
+    );
+}
+
+#[test]
+fn an_unreadable_database_password_file_is_named() {
+    let out = bin()
+        .arg("migrate")
+        .env("LSSYNC__DATABASE__URL", "postgres://me@127.0.0.1:1/nowhere")
+        .env(
+            "LSSYNC__DATABASE__PASSWORD_FILE",
+            "/nonexistent/db_password",
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("database.password") && err.contains("/nonexistent/db_password"),
+        "{err}"
+    );
+}
