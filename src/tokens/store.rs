@@ -273,10 +273,18 @@ impl TokenStore {
             }
             Err(e) => return Err(db(e)),
         };
+        // Either way out below ends the transaction at once, so the lock is not held any longer.
         if row.key_version == self.keyring.current_version() {
+            tx.rollback().await.map_err(db)?;
             return Ok(RekeyOutcome::AlreadyCurrent);
         }
-        let creds = self.decrypt_row(&row)?;
+        let creds = match self.decrypt_row(&row) {
+            Ok(creds) => creds,
+            Err(e) => {
+                tx.rollback().await.map_err(db)?;
+                return Err(e.into());
+            }
+        };
         let (key_version, access, refresh) = self.encrypt_pair(
             account_id,
             &NewTokens {
