@@ -169,3 +169,96 @@ fn deployment_docs_cover_tls_to_remote_databases_and_the_security_model() {
         );
     }
 }
+
+/// `deploy/postgres/00-owner-role.sql` run by `psql` as the image's entry point runs it (as the
+/// superuser, connected to the mirror's database), against a real PostgreSQL: the role it creates
+/// is no superuser, owns the database, and can run every migration by itself.
+#[sqlx::test(migrations = false)]
+async fn the_compose_owner_role_script_makes_a_role_that_migrates_without_superuser(
+    pool: sqlx::PgPool,
+) {
+    use sqlx::{AssertSqlSafe, Connection};
+    if std::process::Command::new("psql")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        println!("skipped: psql is not installed here");
+        return;
+    }
+    // A role name and a secret file of this test's own (roles are cluster-wide).
+    let role = format!("lss_test_daemon_{}", uuid::Uuid::new_v4().simple());
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("db_password");
+    std::fs::write(&secret, "s3cret-for-the-test\n").unwrap();
+    let script = super::read_repo_file("deploy/postgres/00-owner-role.sql")
+        .replace("lightspeed_daemon", &role)
+        .replace("/run/secrets/db_password", secret.to_str().unwrap());
+    let db: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let mut url = url::Url::parse(&std::env::var("DATABASE_URL").unwrap()).unwrap();
+    url.set_path(&db);
+    let mut psql = tokio::process::Command::new("psql")
+        .args([
+            "--no-psqlrc",
+            "--quiet",
+            "--dbname",
+            url.as_str(),
+            "--file",
+            "-",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use tokio::io::AsyncWriteExt;
+    let mut stdin = psql.stdin.take().unwrap();
+    stdin.write_all(script.as_bytes()).await.unwrap();
+    drop(stdin);
+    let out = psql.wait_with_output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "psql: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let row: (bool, bool, bool, bool, String) = sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT a.rolsuper, a.rolcreatedb, a.rolcreaterole, a.rolpassword IS NOT NULL,
+                pg_get_userbyid(d.datdba)::text
+         FROM pg_authid a, pg_database d WHERE a.rolname = '{role}' AND d.datname = '{db}'"
+    )))
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(row, (false, false, false, true, role.clone()));
+
+    // As that role alone: every migration applies.
+    let options = (*pool.connect_options())
+        .clone()
+        .username(&role)
+        .password("s3cret-for-the-test");
+    let mut conn = sqlx::PgConnection::connect_with(&options).await.unwrap();
+    lightspeed_sync::db::MIGRATOR
+        .run(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("migrating as {role}: {e}"));
+    let owners: Vec<String> = sqlx::query_scalar(
+        "SELECT pg_get_userbyid(nspowner)::text FROM pg_namespace
+         WHERE nspname IN ('lightspeed', 'lightspeed_sync')",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(owners, [role.clone(), role.clone()]);
+    conn.close().await.unwrap();
+
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "REASSIGN OWNED BY {role} TO CURRENT_USER; DROP OWNED BY {role}; DROP ROLE {role};"
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+}
