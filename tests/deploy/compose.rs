@@ -1,7 +1,8 @@
 //! The secure defaults of `deploy/compose.yaml`, its Postgres init scripts and the Dockerfile: the
 //! daemon connects as an ordinary owner role, never the image's superuser; passwords come only from
 //! secret files, with no fallback value anywhere; ports are published on the loopback interface.
-//! (No Docker engine here: these are checks of the files, line by line.)
+//! (No Docker engine here: these are checks of the files, line by line, and of the owner-role init
+//! script run by `psql` against a real PostgreSQL.)
 
 const COMPOSE: &str = "deploy/compose.yaml";
 
