@@ -534,7 +534,7 @@ pub fn url_param_name(raw_key: &str) -> String {
 }
 
 /// `localhost`, 127.0.0.0/8 or `::1`: where the simulators run.
-fn is_loopback(url: &Url) -> bool {
+pub fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
