@@ -121,7 +121,6 @@ pub async fn run(settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
 }
 
 const EXAMPLES: &str = r#"
-
   -- How fresh is the mirror?
   SELECT account_id, stream, last_success_at, lag FROM lightspeed.sync_status;
 

@@ -11,6 +11,7 @@ use crate::config::Settings;
 mod authorize;
 mod demo;
 pub mod doctor;
+mod rekey;
 mod run;
 mod status;
 mod sync;
@@ -41,7 +42,9 @@ pub enum Command {
     /// Run the daemon: migrations, scheduled syncs of every connected account, HTTP endpoints
     /// (/healthz, /readyz, /metrics, /status). Stops gracefully on SIGTERM or SIGINT.
     Run(run::RunArgs),
-    /// Sync now, then exit. Exit code 0 only if every run succeeded.
+    /// Sync now, then exit. Exit code 0 when every run succeeded; 1 when a run failed (or an account
+    /// needs re-authorization); 75 (EX_TEMPFAIL) when the only trouble is accounts skipped because
+    /// another live process kept them past `--wait`.
     Sync(sync::SyncArgs),
     /// Connect a Lightspeed account: print the authorization URL, read the redirect URL (or the
     /// bare code) from stdin, exchange it at once and store the encrypted tokens.
@@ -54,6 +57,10 @@ pub enum Command {
     Migrate,
     /// Print a new random token-encryption key (base64, 32 bytes) for `security.token_key`.
     Keygen,
+    /// Re-encrypt every stored credential with the current `security.token_key`, reading rows
+    /// written under older keys with `security.previous_token_keys`. Safe while daemons run;
+    /// idempotent; exit code 1 naming every account that no configured key decrypts.
+    Rekey,
     /// Serve the R-Series API simulator (OAuth, accounts, customers, rate limits, faults).
     Sim(crate::sim::SimArgs),
     /// Try it: start the simulator, connect two accounts through OAuth, sync them into the
@@ -72,6 +79,8 @@ pub enum Command {
 pub const EXIT_FAILURE: u8 = 1;
 /// Exit code for bad configuration or usage.
 pub const EXIT_USAGE: u8 = 2;
+/// Exit code of `sync` when accounts were skipped because another process held them (EX_TEMPFAIL).
+pub const EXIT_TEMPFAIL: u8 = 75;
 
 impl Cli {
     /// Load the settings named by `--config` (required) or `./config.toml` (optional).
@@ -119,6 +128,7 @@ pub async fn execute(cli: Cli) -> ExitCode {
         Command::Status(args) => status::run(settings, args).await,
         Command::Demo(args) => demo::run(settings, args).await,
         Command::Doctor(args) => doctor::run(settings, args).await,
+        Command::Rekey => rekey::run(settings).await,
         Command::Keygen | Command::Sim(_) => unreachable!("handled above"),
     };
     report(result)
@@ -127,6 +137,10 @@ pub async fn execute(cli: Cli) -> ExitCode {
 fn report(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<sync::BusySkipped>() => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_TEMPFAIL)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(EXIT_FAILURE)

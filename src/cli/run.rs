@@ -13,8 +13,9 @@ pub struct RunArgs {
     /// Do not sync every account at start; wait for the first scheduled run instead.
     #[arg(long)]
     pub no_initial_sync: bool,
-    /// How long an account's lease lasts without renewal; another replica takes over the accounts of
-    /// a replica that died this long after its last renewal.
+    /// How long an account's lease lasts without renewal: another replica takes over the accounts of
+    /// a replica that is alive but stalled or cut off this long after its last renewal. The accounts
+    /// of a replica that died (its database session is gone) are taken at once.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
     pub lease_ttl: Duration,
     /// How long a graceful shutdown waits for running syncs (keep it below systemd's

@@ -2,7 +2,8 @@
 //! lag, rows and last error. A table for people, `--json` for scripts (the same JSON as `/status`).
 
 use crate::config::Settings;
-use crate::daemon::status;
+use crate::daemon::status::{self, StatusReport};
+use crate::lightspeed::guard::printable;
 
 /// Flags of `status`.
 #[derive(Debug, clap::Args)]
@@ -28,7 +29,64 @@ pub async fn run(settings: Settings, args: StatusArgs) -> anyhow::Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", status::render_table(&report));
+        print!("{}", table(&report));
     }
     Ok(())
+}
+
+/// The table for a terminal: names and errors (text from Lightspeed) stripped of control characters
+/// first, so an account named `ESC[2J…` cannot drive the terminal. JSON escapes them by itself.
+pub fn table(report: &StatusReport) -> String {
+    let mut clean = report.clone();
+    for account in &mut clean.accounts {
+        account.name = printable(&account.name);
+        account.authorization_reason = account.authorization_reason.as_deref().map(printable);
+        for stream in &mut account.streams {
+            stream.last_error = stream.last_error.as_deref().map(printable);
+        }
+    }
+    status::render_table(&clean)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::status::{AccountView, StreamView};
+
+    #[test]
+    fn the_table_strips_control_characters_from_names_and_errors() {
+        let stream = StreamView {
+            stream: "customers".into(),
+            last_success_at: None,
+            lag_seconds: None,
+            last_status: Some("failed".into()),
+            last_kind: None,
+            last_started_at: None,
+            last_finished_at: None,
+            last_rows: None,
+            last_error: Some("HTTP 500: \u{1b}]0;title\u{7}boom".into()),
+        };
+        let report = StatusReport {
+            generated_at: chrono::Utc::now(),
+            accounts: vec![AccountView {
+                account_id: 9,
+                name: "Caf\u{e9}\u{1b}[2J\u{1b}[31mRed".into(),
+                authorization: "needs_reauth".into(),
+                authorization_reason: Some("revoked\u{1b}[8m".into()),
+                authorization_changed_at: None,
+                token_refreshed_at: None,
+                streams: vec![stream],
+            }],
+        };
+        let text = table(&report);
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{text:?}"
+        );
+        assert!(text.contains("Caf\u{e9}[2J[31mRed"), "{text}");
+        assert!(
+            text.contains("revoked[8m") && text.contains("]0;titleboom"),
+            "{text}"
+        );
+    }
 }

@@ -11,8 +11,10 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
+use crate::db::leases;
 use crate::lightspeed::{ApiClient, CallStats};
-use crate::sync::account::sync_account;
+use crate::sync::account::{Skipped, sync_account};
+use crate::sync::lease::Presence;
 use crate::sync::{Engine, Kind, Progress, RunReport, RunStatus, Stream};
 use crate::tokens::source::TokenSource;
 use crate::tokens::store::{self, AccountCredentialInfo};
@@ -29,7 +31,26 @@ pub struct SyncArgs {
     /// Walk every customer and mark the ones that vanished upstream as deleted.
     #[arg(long)]
     pub full: bool,
+    /// How long to wait for an account that another live process (a daemon, another `sync`) is
+    /// syncing; after that it is skipped (exit code 75). Accounts of a process that died are taken
+    /// at once, without waiting.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub wait: Duration,
+    /// Skip busy accounts at once instead of waiting (same as `--wait 0s`).
+    #[arg(long, conflicts_with = "wait")]
+    pub no_wait: bool,
 }
+
+/// `sync` ends with this when every run succeeded except for accounts skipped because another live
+/// process held them: exit code 75 (EX_TEMPFAIL, "try again later").
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{0} account(s) skipped: another process is syncing them (exit code 75: try again later, or give --wait a longer time)"
+)]
+pub struct BusySkipped(pub usize);
+
+/// How often `sync` looks whether the busy accounts it waits for are free (one query for all).
+const WAIT_POLL: Duration = Duration::from_secs(1);
 
 /// A stream name on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -59,16 +80,26 @@ pub async fn run(settings: Settings, args: SyncArgs) -> anyhow::Result<()> {
             on_signal.cancel();
         }
     });
-    let outcomes = sync_all(
+    let wait = if args.no_wait {
+        Duration::ZERO
+    } else {
+        args.wait
+    };
+    // One presence for the whole run (one connection, whatever the number of accounts).
+    let presence = Presence::get(&pool, &engine.replica);
+    let outcomes = sync_waiting(
         &engine,
         &accounts,
         &streams,
         settings.sync.concurrency,
+        wait,
         &cancel,
     )
     .await;
+    drop(presence);
     progress.finish();
     let mut failures = 0;
+    let mut busy = 0;
     for outcome in &outcomes {
         match outcome {
             Ok(reports) => {
@@ -77,16 +108,107 @@ pub async fn run(settings: Settings, args: SyncArgs) -> anyhow::Result<()> {
                     failures += usize::from(r.status != RunStatus::Succeeded);
                 }
             }
+            Err(skipped @ Skipped::Busy { .. }) => {
+                println!("{skipped}");
+                busy += 1;
+            }
             Err(skipped) => {
                 println!("{skipped}");
                 failures += 1;
             }
         }
     }
+    // A failure wins over a skip: 1 says "look at it", 75 only "try again later".
     if failures > 0 {
         anyhow::bail!("{failures} run(s) did not succeed");
     }
+    if busy > 0 {
+        return Err(BusySkipped(busy).into());
+    }
     Ok(())
+}
+
+/// Sync accounts, at most `concurrency` at once; accounts another live process holds are tried
+/// again as soon as they are free, for at most `wait` (one query per second finds which of them
+/// are), then reported as [`Skipped::Busy`]. An account whose holder died is free at once.
+pub async fn sync_waiting(
+    engine: &Engine,
+    accounts: &[AccountCredentialInfo],
+    streams: &[(Stream, Kind)],
+    concurrency: usize,
+    wait: Duration,
+    cancel: &CancellationToken,
+) -> Vec<Result<Vec<RunReport>, Skipped>> {
+    let deadline = Instant::now() + wait;
+    let mut outcomes = Vec::with_capacity(accounts.len());
+    let mut busy = Vec::new();
+    for (account, outcome) in
+        sync_some(engine, accounts.to_vec(), streams, concurrency, cancel).await
+    {
+        match outcome {
+            Err(Skipped::Busy { .. }) => busy.push(account),
+            other => outcomes.push(other),
+        }
+    }
+    if !busy.is_empty() && !wait.is_zero() {
+        let ids: Vec<String> = busy.iter().map(|a| a.account_id.to_string()).collect();
+        eprintln!(
+            "waiting up to {} for account(s) {} (another process is syncing them)",
+            humantime::format_duration(wait),
+            ids.join(", ")
+        );
+    }
+    while !busy.is_empty() && Instant::now() < deadline && !cancel.is_cancelled() {
+        let pause = WAIT_POLL.min(deadline.saturating_duration_since(Instant::now()));
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = cancel.cancelled() => break,
+        }
+        let ids: Vec<i64> = busy.iter().map(|a| a.account_id as i64).collect();
+        let free = match leases::takeable(&engine.pool, &ids).await {
+            Ok(free) => free,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not look at the leases of the busy accounts; trying again");
+                continue;
+            }
+        };
+        if free.is_empty() {
+            continue;
+        }
+        let (ready, still): (Vec<_>, Vec<_>) = busy
+            .into_iter()
+            .partition(|a| free.contains(&(a.account_id as i64)));
+        busy = still;
+        for (account, outcome) in sync_some(engine, ready, streams, concurrency, cancel).await {
+            match outcome {
+                Err(Skipped::Busy { .. }) => busy.push(account),
+                other => outcomes.push(other),
+            }
+        }
+    }
+    outcomes.extend(busy.into_iter().map(|a| {
+        Err(Skipped::Busy {
+            account_id: a.account_id,
+        })
+    }));
+    outcomes
+}
+
+async fn sync_some(
+    engine: &Engine,
+    accounts: Vec<AccountCredentialInfo>,
+    streams: &[(Stream, Kind)],
+    concurrency: usize,
+    cancel: &CancellationToken,
+) -> Vec<(AccountCredentialInfo, Result<Vec<RunReport>, Skipped>)> {
+    futures::stream::iter(accounts)
+        .map(|a| async move {
+            let outcome = sync_account(engine, &a, streams, cancel).await;
+            (a, outcome)
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await
 }
 
 /// The engine for these settings: token source, API client, pool.
@@ -148,6 +270,11 @@ async fn select_accounts(
     let mut out = Vec::new();
     for id in wanted {
         match all.iter().find(|a| a.account_id == *id) {
+            // `--account 1 --account 1` syncs it once (twice at once would fight over its lease).
+            Some(_)
+                if out
+                    .iter()
+                    .any(|o: &AccountCredentialInfo| o.account_id == *id) => {}
             Some(a) => out.push(a.clone()),
             None => {
                 anyhow::bail!("account {id} is not connected (run `lightspeed-sync authorize`)")

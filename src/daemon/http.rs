@@ -7,24 +7,138 @@
 //! - `/status`: the JSON of `lightspeed-sync status --json`.
 //!
 //! No secrets are served, and there is no authentication: bind it to localhost or firewall it.
+//!
+//! [`serve`] bounds what a client can hold: request headers must arrive within
+//! [`ServerLimits::header_timeout`], a request is answered (or gets a 503) within
+//! [`ServerLimits::request_timeout`], a connection serves one request and lives no longer than both
+//! together, and at most [`ServerLimits::max_connections`] are open at once (more wait in the listen
+//! backlog). The database reads of `/readyz`, `/metrics` and `/status` are bounded by the readiness
+//! timeout.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use serde_json::json;
 use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::worker::Worker;
 use super::{metrics, status};
 
 /// How long `/readyz` waits for the database.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What one client may hold of the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// The request line and headers must arrive within this.
+    pub header_timeout: Duration,
+    /// A handler answers within this, or the request gets a 503.
+    pub request_timeout: Duration,
+    /// Connections served at once; further ones wait in the listen backlog.
+    pub max_connections: usize,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            header_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(10),
+            max_connections: 64,
+        }
+    }
+}
+
+/// Serve `app` on `listener` within `limits` until `stop` is cancelled; then finish the requests in
+/// flight (each within its own bounds) and return.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: ServerLimits,
+    stop: CancellationToken,
+) {
+    let app = app.layer(axum::middleware::from_fn_with_state(
+        limits.request_timeout,
+        request_deadline,
+    ));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        // One request per connection: an idle keep-alive connection would hold a slot for nothing.
+        .keep_alive(false);
+    let lifetime = limits.header_timeout + limits.request_timeout;
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let connections = TaskTracker::new();
+    loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+            () = stop.cancelled() => break,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: do not spin.
+                    tracing::warn!(error = %e, "HTTP server: accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = stop.cancelled() => break,
+        };
+        let conn =
+            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+        let stop = stop.clone();
+        connections.spawn(async move {
+            let _slot = slot;
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, "HTTP connection ended with an error");
+                    }
+                }
+                () = tokio::time::sleep(lifetime) => {
+                    tracing::debug!("HTTP connection outlived its limit; closed");
+                }
+                () = stop.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(lifetime, conn).await;
+                }
+            }
+        });
+    }
+    connections.close();
+    connections.wait().await;
+}
+
+/// A handler that does not answer within the limit gets a 503.
+async fn request_deadline(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_owned();
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(path, limit = ?limit, "HTTP request timed out");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "error": format!("{path} did not answer within {limit:?}") })),
+            )
+                .into_response()
+        }
+    }
+}
 
 /// What the handlers need.
 #[derive(Clone)]
@@ -33,7 +147,7 @@ pub struct AppState {
     pub pool: PgPool,
     /// True while the scheduler runs.
     pub scheduling: Arc<AtomicBool>,
-    /// How long `/readyz` waits for `SELECT 1`.
+    /// How long `/readyz` waits for `SELECT 1`, and `/status` and `/metrics` for their queries.
     pub ready_timeout: Duration,
     /// The worker (for the gauge of active accounts).
     pub worker: Worker,
@@ -98,12 +212,19 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
 }
 
 async fn status_json(State(state): State<AppState>) -> Response {
-    match status::collect(&state.pool).await {
-        Ok(report) => Json(report).into_response(),
-        Err(e) => (
+    let unavailable = |error: String| {
+        (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "error": format!("database: {e}") })),
+            Json(json!({ "error": error })),
         )
-            .into_response(),
+            .into_response()
+    };
+    match tokio::time::timeout(state.ready_timeout, status::collect(&state.pool)).await {
+        Ok(Ok(report)) => Json(report).into_response(),
+        Ok(Err(e)) => unavailable(format!("database: {e}")),
+        Err(_) => unavailable(format!(
+            "database: the status queries did not finish within {:?}",
+            state.ready_timeout
+        )),
     }
 }

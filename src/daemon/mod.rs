@@ -8,8 +8,11 @@
 //! - [`status`]: what `status` and `/status` show.
 //! - [`notify`]: systemd readiness, watchdog and stopping notifications.
 //!
-//! Leases are taken per account by [`crate::sync::account`]: several daemons split the accounts, and
-//! when one dies, the others take its accounts at their first tick after its leases expire.
+//! Leases are taken per account by [`crate::sync::account`]: several daemons split the accounts. A
+//! daemon keeps one presence connection ([`crate::sync::lease::Presence`]) for its whole life; when
+//! it dies, that session ends and the others (or its own restart) take its accounts at their next
+//! tick, without waiting for the leases to expire. A daemon that is alive but stalled loses its
+//! accounts when its leases expire.
 //!
 //! Shutdown is an input ([`Daemon::run_until_stopped`] takes a future): stop scheduling, cancel the
 //! runs (each finishes and commits the page in flight, then stops as `interrupted`), wait for them
@@ -35,7 +38,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{ScheduleSettings, Settings};
 use crate::lightspeed::ApiClient;
-use crate::sync::lease::LEASE_TTL;
+use crate::sync::lease::{LEASE_TTL, Presence};
 use crate::sync::{Engine, NoProgress};
 use crate::tokens::source::TokenSource;
 use scheduler::Scheduler;
@@ -57,6 +60,8 @@ pub struct DaemonOptions {
     pub listen: Option<SocketAddr>,
     /// How long `/readyz` waits for the database.
     pub ready_timeout: Duration,
+    /// Timeouts and connection limit of the HTTP endpoints.
+    pub http_limits: http::ServerLimits,
 }
 
 impl Default for DaemonOptions {
@@ -67,6 +72,7 @@ impl Default for DaemonOptions {
             shutdown_timeout: SHUTDOWN_TIMEOUT,
             listen: None,
             ready_timeout: http::READY_TIMEOUT,
+            http_limits: http::ServerLimits::default(),
         }
     }
 }
@@ -92,6 +98,8 @@ pub struct Daemon {
     listener: TcpListener,
     scheduling: Arc<AtomicBool>,
     options: DaemonOptions,
+    /// Held for the daemon's life: its leases are free the moment this session is gone.
+    _presence: Arc<Presence>,
 }
 
 impl Daemon {
@@ -99,7 +107,7 @@ impl Daemon {
     /// the HTTP listener.
     pub async fn build(settings: Settings, options: DaemonOptions) -> anyhow::Result<Daemon> {
         // A sync holds about two connections at its peak (the page transaction, lease renewal and
-        // token reads), plus the endpoints and ticks.
+        // token reads), plus the endpoints and ticks. (The presence connection is not the pool's.)
         let needed = settings.sync.concurrency * 2 + 2;
         if (settings.database.max_connections as usize) < needed {
             tracing::warn!(
@@ -142,6 +150,7 @@ impl Daemon {
         let cancel = CancellationToken::new();
         let pool = engine.pool.clone();
         let replica = engine.replica.clone();
+        let presence = Presence::get(&pool, &replica);
         let worker = Worker::new(
             engine,
             settings.sync.concurrency,
@@ -159,6 +168,7 @@ impl Daemon {
             listener,
             scheduling: Arc::new(AtomicBool::new(false)),
             options,
+            _presence: presence,
         })
     }
 
@@ -194,13 +204,13 @@ impl Daemon {
         };
         let scheduler = Scheduler::start(&self.schedule, &self.worker).await?;
         let server = {
-            let stop = http_stop.clone();
             let app = http::router(state);
-            tokio::spawn(async move {
-                axum::serve(self.listener, app)
-                    .with_graceful_shutdown(async move { stop.cancelled().await })
-                    .await
-            })
+            tokio::spawn(http::serve(
+                self.listener,
+                app,
+                self.options.http_limits,
+                http_stop.clone(),
+            ))
         };
         self.scheduling.store(true, Ordering::SeqCst);
         notify::spawn_watchdog(&self.tracker, self.cancel.clone());
@@ -233,10 +243,8 @@ impl Daemon {
             );
         }
         http_stop.cancel();
-        match tokio::time::timeout(Duration::from_secs(2), server).await {
-            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "HTTP server"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "HTTP server task"),
-            Ok(Ok(Ok(()))) | Err(_) => {}
+        if let Ok(Err(e)) = tokio::time::timeout(Duration::from_secs(2), server).await {
+            tracing::warn!(error = %e, "HTTP server task");
         }
         let stopped = Stopped {
             drained,

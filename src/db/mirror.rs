@@ -172,7 +172,7 @@ pub struct AddressRow {
     pub country_code: String,
 }
 
-/// Keep one row per customer ID: the newest `updated_at`, the later one on a tie.
+/// Keep one row per customer ID (the newest `updated_at`, the later one on a tie), in ID order.
 pub fn dedupe_newest(rows: Vec<CustomerRow>) -> Vec<CustomerRow> {
     let mut out: Vec<CustomerRow> = Vec::with_capacity(rows.len());
     let mut index = std::collections::HashMap::with_capacity(rows.len());
@@ -190,6 +190,9 @@ pub fn dedupe_newest(rows: Vec<CustomerRow>) -> Vec<CustomerRow> {
             }
         }
     }
+    // Pages are committed several at once and may share customers (a record edited while the walk
+    // runs shows up on two pages): rows locked in one order, by ID, cannot deadlock each other.
+    out.sort_unstable_by_key(|r| r.customer_id);
     out
 }
 

@@ -32,35 +32,62 @@ pub struct RunRecord {
     pub error: Option<String>,
 }
 
-/// Record the start of a run; runs of the same account and stream still marked `running` (a crashed
-/// process) become `interrupted`. Returns the run ID and its start time.
+/// Why a run could not be recorded as started.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+    /// This process no longer holds the account's lease (another replica took it over, or it
+    /// expired while the process stalled): the run is not started, so it cannot overlap the new
+    /// holder's runs.
+    #[error(
+        "the lease on account {account_id} is no longer held by this process (another replica took \
+         the account over); the run was not started"
+    )]
+    NotHeld {
+        /// The account.
+        account_id: i64,
+    },
+}
+
+/// Record the start of a run, only while `replica` holds the account's unexpired lease (checked
+/// under a share lock on the lease row in the same statement, so a takeover either sees this run and
+/// closes it, or this statement sees the takeover and starts nothing). Runs a previous holder left
+/// `running` were closed as `interrupted` when the lease was taken
+/// ([`crate::db::leases::try_acquire`]). Returns the run ID and its start time.
 pub async fn start(
     pool: &PgPool,
     account_id: i64,
     stream: &str,
     kind: &str,
     replica: &str,
-) -> Result<(i64, DateTime<Utc>), sqlx::Error> {
+) -> Result<(i64, DateTime<Utc>), StartError> {
     let mut tx = pool.begin().await?;
-    sqlx::query(
-        "UPDATE lightspeed_sync.runs SET status = 'interrupted', finished_at = now(),
-             error = coalesce(error, 'the process stopped before the run finished')
-         WHERE account_id = $1 AND stream = $2 AND status = 'running'",
-    )
-    .bind(account_id)
-    .bind(stream)
-    .execute(&mut *tx)
-    .await?;
-    let row: (i64, DateTime<Utc>) = sqlx::query_as(
+    crate::db::leases::bound_transaction(&mut tx).await?;
+    let row: Option<(i64, DateTime<Utc>)> = sqlx::query_as(
         "INSERT INTO lightspeed_sync.runs (account_id, stream, kind, replica)
-         VALUES ($1, $2, $3, $4) RETURNING run_id, started_at",
+         SELECT l.account_id, $2, $3, $4 FROM lightspeed_sync.leases l
+         WHERE l.account_id = $1 AND l.holder = $4 AND l.expires_at > now()
+         FOR SHARE OF l
+         RETURNING run_id, started_at",
     )
     .bind(account_id)
     .bind(stream)
     .bind(kind)
     .bind(replica)
-    .fetch_one(&mut *tx)
-    .await?;
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(|e| {
+        if crate::db::leases::is_lock_timeout(&e) {
+            StartError::NotHeld { account_id }
+        } else {
+            StartError::Db(e)
+        }
+    })?;
+    let Some(row) = row else {
+        return Err(StartError::NotHeld { account_id });
+    };
     tx.commit().await?;
     Ok(row)
 }
@@ -87,42 +114,53 @@ pub async fn add_page(
     Ok(())
 }
 
-/// Add requests that produced no committed page (a failed fetch, the tail of a walk).
-pub async fn add_requests(
-    pool: &PgPool,
+/// Add requests that produced no committed page (a failed fetch, the tail of a walk, an account's
+/// detail); only while the run is still open.
+pub async fn add_requests<'e>(
+    conn: impl sqlx::PgExecutor<'e>,
     run_id: i64,
     requests: i32,
     throttled: i32,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE lightspeed_sync.runs SET requests = requests + $2, throttled = throttled + $3
-         WHERE run_id = $1",
+         WHERE run_id = $1 AND status = 'running'",
     )
     .bind(run_id)
     .bind(requests)
     .bind(throttled)
-    .execute(pool)
+    .execute(conn)
     .await?;
     Ok(())
 }
 
-/// Record the end of a run.
+/// Record the end of a run, once: only a run still `running` is closed. A run that was closed
+/// meanwhile (`interrupted` by a replica that took the account over) keeps the record the new holder
+/// wrote; false then.
 pub async fn finish(
     pool: &PgPool,
     run_id: i64,
     status: &str,
     error: Option<&str>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
         "UPDATE lightspeed_sync.runs SET status = $2, error = $3, finished_at = now()
-         WHERE run_id = $1",
+         WHERE run_id = $1 AND status = 'running'",
     )
     .bind(run_id)
     .bind(status)
     .bind(error)
     .execute(pool)
     .await?;
-    Ok(())
+    let closed = done.rows_affected() == 1;
+    if !closed {
+        tracing::info!(
+            run_id,
+            status,
+            "the run was already closed (the account was taken over); its record is kept as it is"
+        );
+    }
+    Ok(closed)
 }
 
 /// A run by ID.

@@ -14,6 +14,7 @@ use url::Url;
 
 use super::TokenProvider;
 use super::error::ApiError;
+use super::guard;
 use super::pacing::Pacer;
 use super::query::{self, CustomerQuery, CustomerRelation};
 use super::retry::Backoff;
@@ -88,6 +89,7 @@ pub(super) struct Inner {
     pub(super) tokens: Arc<dyn TokenProvider>,
     pub(super) max_attempts: u32,
     pub(super) backoff: Backoff,
+    pub(super) max_body: usize,
     pub(super) pacers: Mutex<HashMap<u64, Arc<Pacer>>>,
 }
 
@@ -114,6 +116,8 @@ impl ApiClient {
             .default_headers(headers)
             .user_agent(concat!("lightspeed-sync/", env!("CARGO_PKG_VERSION")))
             .timeout(settings.request_timeout)
+            // A redirect could carry the bearer token to another host: a 30x is an error.
+            .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(settings.request_timeout.min(Duration::from_secs(10)))
             .build()?;
         Ok(ApiClient {
@@ -123,6 +127,7 @@ impl ApiClient {
                 tokens,
                 max_attempts: settings.max_attempts.max(1),
                 backoff: Backoff::default(),
+                max_body: guard::MAX_API_BODY,
                 pacers: Mutex::new(HashMap::new()),
             }),
             customer_relations: CustomerRelation::ALL.into(),
@@ -133,6 +138,14 @@ impl ApiClient {
     pub fn with_backoff(mut self, backoff: Backoff) -> Self {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
             inner.backoff = backoff;
+        }
+        self
+    }
+
+    /// Replace the body size limit (default [`guard::MAX_API_BODY`]).
+    pub fn with_max_body(mut self, bytes: usize) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.max_body = bytes;
         }
         self
     }
@@ -158,6 +171,9 @@ impl ApiClient {
         let (page, stats) = self
             .get_parsed(account_id, url, |b| wire::parse_list::<T>(b, url))
             .await?;
+        if let Some(e) = self.foreign_next(url, page.next.as_ref()) {
+            return Err(e);
+        }
         if page.next.as_ref() == Some(url) {
             return Err(ApiError::Malformed {
                 url: url.clone(),
@@ -197,6 +213,9 @@ impl ApiClient {
         let (page, stats) = self
             .get_parsed(account_id, url, |b| wire::parse_list::<Customer>(b, url))
             .await?;
+        if let Some(e) = self.foreign_next(url, page.next.as_ref()) {
+            return Err(e);
+        }
         if page.next.as_ref() == Some(url) {
             return Err(ApiError::Malformed {
                 url: url.clone(),
@@ -220,6 +239,9 @@ impl ApiClient {
                 .get_parsed(account_id, &url, |b| wire::parse_list::<Account>(b, &url))
                 .await?;
             stats.add(&s);
+            if let Some(e) = self.foreign_next(&url, page.next.as_ref()) {
+                return Err(e);
+            }
             accounts.extend(page.records);
             match page.next {
                 Some(next) if next != url => url = next,
@@ -230,6 +252,16 @@ impl ApiClient {
             url: first,
             value: accounts,
             stats,
+        })
+    }
+
+    /// A `next` is followed only on the API's own origin (scheme, host and port).
+    fn foreign_next(&self, url: &Url, next: Option<&Url>) -> Option<ApiError> {
+        let next = next.filter(|n| !guard::same_origin(n, &self.inner.api_base))?;
+        Some(ApiError::ForeignOrigin {
+            url: url.clone(),
+            origin: guard::origin(next).into(),
+            expected: guard::origin(&self.inner.api_base).into(),
         })
     }
 

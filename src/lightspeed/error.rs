@@ -50,6 +50,38 @@ pub enum ApiError {
         /// The last failure.
         reason: String,
     },
+    /// A URL (a page's `next`, or one asked for) is not on `lightspeed.api_base_url`'s origin: the
+    /// access token is not sent there.
+    #[error(
+        "GET {url}: refusing to send the access token to {origin}: only {expected} \
+         (lightspeed.api_base_url) is trusted with it"
+    )]
+    ForeignOrigin {
+        /// The page whose `next` pointed elsewhere (or the URL refused).
+        url: Url,
+        /// The unexpected origin, `scheme://host:port`.
+        origin: Box<str>,
+        /// The API origin.
+        expected: Box<str>,
+    },
+    /// A 30x: redirects are not followed (they could carry the token or client secret elsewhere).
+    #[error("GET {url}: HTTP {status} redirect to {location}: redirects are not followed")]
+    Redirect {
+        /// The URL.
+        url: Url,
+        /// The HTTP status.
+        status: u16,
+        /// The `Location`'s origin only.
+        location: String,
+    },
+    /// The body grew past the limit.
+    #[error("GET {url}: the response body is larger than the limit of {limit}")]
+    TooLarge {
+        /// The URL.
+        url: Url,
+        /// The limit, human-readable.
+        limit: String,
+    },
     /// The body is not valid JSON or a record has wrong types (the reason names field and position).
     #[error("GET {url}: malformed response: {reason}")]
     Malformed {
@@ -69,7 +101,10 @@ impl ApiError {
             | ApiError::Throttled { url, .. }
             | ApiError::Status { url, .. }
             | ApiError::Unavailable { url, .. }
-            | ApiError::Malformed { url, .. } => url,
+            | ApiError::Malformed { url, .. }
+            | ApiError::ForeignOrigin { url, .. }
+            | ApiError::Redirect { url, .. }
+            | ApiError::TooLarge { url, .. } => url,
         }
     }
 

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod error;
+pub mod guard;
 pub mod oauth;
 pub mod pacing;
 pub mod query;

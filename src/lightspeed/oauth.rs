@@ -20,6 +20,8 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use url::Url;
 
+use super::guard::{self, BodyError};
+use super::retry;
 use crate::config::{ConfigError, LightspeedSettings};
 
 /// Path of the authorization endpoint, below `lightspeed.auth_base_url`.
@@ -277,7 +279,7 @@ impl OAuthClient {
         let url = endpoint(&self.auth_base, path);
         let response = self
             .http
-            .post(url)
+            .post(url.clone())
             .header(reqwest::header::ACCEPT, "application/json")
             .form(form)
             .send()
@@ -292,6 +294,9 @@ impl OAuthClient {
         if status.is_success() {
             return Ok(response);
         }
+        if status.is_redirection() {
+            return Err(redirect_error(status, &url, response.headers()));
+        }
         let mut secrets = secrets.to_vec();
         secrets.push(self.client_secret.expose_secret());
         Err(classify_response(response, &secrets).await)
@@ -303,11 +308,15 @@ pub fn http_client(timeout: Duration) -> reqwest::Client {
     // reqwest is built without a default rustls provider; make sure one is installed.
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
+        // A redirect could carry the client secret, a code or a token elsewhere: a 30x is an error.
+        .redirect(reqwest::redirect::Policy::none())
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(10)))
         .user_agent(concat!("lightspeed-sync/", env!("CARGO_PKG_VERSION")))
         .build()
-        .expect("a reqwest client with only a timeout and a user agent always builds")
+        .expect(
+            "a reqwest client with only timeouts, a redirect policy and a user agent always builds",
+        )
 }
 
 /// Learn the account of a fresh access token: `GET {api_base}/API/V3/Account.json`.
@@ -351,19 +360,27 @@ async fn api_get(
     access_token: &SecretString,
 ) -> Result<serde_json::Value, OAuthError> {
     let response = http
-        .get(url)
+        .get(url.clone())
         .bearer_auth(access_token.expose_secret())
         .header(reqwest::header::ACCEPT, "application/json")
         .send()
         .await
         .map_err(|e| transport_error(&e))?;
     let status = response.status();
-    if !status.is_success() {
-        return Err(status_error(status, retry_after(&response), String::new()));
+    if status.is_redirection() {
+        return Err(redirect_error(status, &url, response.headers()));
     }
-    response.json().await.map_err(|e| OAuthError::Other {
+    if !status.is_success() {
+        return Err(status_error(
+            status,
+            retry::retry_after(response.headers()),
+            String::new(),
+        ));
+    }
+    let body = read_body(response, guard::MAX_API_BODY, &url).await?;
+    serde_json::from_slice(&body).map_err(|e| OAuthError::Other {
         status: Some(status.as_u16()),
-        reason: format!("the Account answer is not JSON: {}", without_url(&e)),
+        reason: format!("the Account answer is not JSON: {e}"),
     })
 }
 
@@ -460,7 +477,8 @@ async fn parse_token_response(
     secrets: &[&str],
 ) -> Result<TokenResponse, OAuthError> {
     let status = response.status().as_u16();
-    let bytes = response.bytes().await.map_err(|e| transport_error(&e))?;
+    let url = response.url().clone();
+    let bytes = read_body(response, guard::MAX_AUTH_BODY, &url).await?;
     let raw: RawTokenResponse = serde_json::from_slice(&bytes).map_err(|e| OAuthError::Other {
         status: Some(status),
         // serde's message names the position and the expected type, never the input.
@@ -500,8 +518,8 @@ struct ErrorBody {
 
 async fn classify_response(response: reqwest::Response, secrets: &[&str]) -> OAuthError {
     let status = response.status();
-    let retry = retry_after(&response);
-    let body: ErrorBody = match response.bytes().await {
+    let retry = retry::retry_after(response.headers());
+    let body: ErrorBody = match guard::read_capped(response, guard::MAX_AUTH_BODY).await {
         Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
         Err(_) => ErrorBody::default(),
     };
@@ -515,7 +533,7 @@ async fn classify_response(response: reqwest::Response, secrets: &[&str]) -> OAu
     .filter(|s| !s.is_empty())
     .collect::<Vec<_>>()
     .join(" ");
-    description = scrub(&description, secrets);
+    description = guard::printable(&scrub(&description, secrets));
     if description.chars().count() > MAX_DESCRIPTION {
         description = description
             .chars()
@@ -533,7 +551,7 @@ async fn classify_response(response: reqwest::Response, secrets: &[&str]) -> OAu
             let description = if code.is_empty() {
                 description
             } else {
-                format!("{} {description}", scrub(code, secrets))
+                format!("{} {description}", guard::printable(&scrub(code, secrets)))
             };
             status_error(status, retry, description.trim().to_string())
         }
@@ -563,18 +581,43 @@ fn status_error(
     }
 }
 
-fn retry_after(response: &reqwest::Response) -> Option<Duration> {
-    let value = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim();
-    value
-        .parse::<f64>()
-        .ok()
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64)
+/// A 30x from the auth server or the API: named by its `Location`'s origin, never followed.
+fn redirect_error(
+    status: StatusCode,
+    url: &Url,
+    headers: &reqwest::header::HeaderMap,
+) -> OAuthError {
+    OAuthError::Other {
+        status: Some(status.as_u16()),
+        reason: format!(
+            "{} answered with a redirect to {}: redirects are not followed (client credentials and \
+             tokens go only to the configured lightspeed.auth_base_url and lightspeed.api_base_url)",
+            guard::origin(url),
+            guard::location_origin(url, headers)
+        ),
+    }
+}
+
+/// A body of at most `limit` bytes.
+async fn read_body(
+    response: reqwest::Response,
+    limit: usize,
+    url: &Url,
+) -> Result<bytes::Bytes, OAuthError> {
+    guard::read_capped(response, limit)
+        .await
+        .map_err(|e| match e {
+            BodyError::Transport(e) => transport_error(&e),
+            BodyError::TooLarge => OAuthError::Other {
+                status: None,
+                reason: format!(
+                    "the answer of {}{} is larger than the limit of {}",
+                    guard::origin(url),
+                    url.path(),
+                    guard::human_size(limit)
+                ),
+            },
+        })
 }
 
 fn transport_error(e: &reqwest::Error) -> OAuthError {

@@ -1,9 +1,11 @@
 //! The request loop behind [`ApiClient`]: one GET until it yields a 2xx body or a final error.
 //! Pacing before each send, 429 → wait and retry (not counted as an attempt, at most
-//! [`MAX_THROTTLED_IN_A_ROW`] in a row), 401 → `token_rejected` once → retry, transient failures
-//! (5xx, `400 … Please try again later.`, timeouts, connection errors, cut bodies) → capped
-//! exponential backoff with full jitter up to `max_attempts`. Tokens are exposed only to build the
-//! `Authorization` header, which reqwest marks sensitive.
+//! [`MAX_THROTTLED_IN_A_ROW`] in a row; a bare 429 without `Retry-After` or rate-limit headers backs
+//! off exponentially, at most `max_attempts` in a row), 401 → `token_rejected` once → retry,
+//! transient failures (5xx, `400 … Please try again later.`, timeouts, connection errors, cut
+//! bodies) → capped exponential backoff with full jitter up to `max_attempts`. Tokens are exposed only to build the
+//! `Authorization` header, which reqwest marks sensitive, and only for URLs on the API's origin;
+//! redirects are not followed and bodies are capped (`guard`).
 
 use std::time::Duration;
 
@@ -16,6 +18,7 @@ use url::Url;
 use super::AuthFailure;
 use super::api::{ApiClient, CallStats};
 use super::error::{ApiError, excerpt};
+use super::guard::{self, BodyError};
 use super::pacing::Slot;
 use super::retry::{self, Verdict};
 
@@ -28,6 +31,8 @@ enum SendError {
     Transient(String),
     /// The request could not even be built (a token that is not a valid header value).
     Invalid(String),
+    /// Not retried: a redirect, a body over the limit.
+    Final(ApiError),
 }
 
 impl ApiClient {
@@ -43,6 +48,13 @@ impl ApiClient {
             url: url.clone(),
             source,
         };
+        if !guard::same_origin(url, &self.inner.api_base) {
+            return Err(ApiError::ForeignOrigin {
+                url: url.clone(),
+                origin: guard::origin(url).into(),
+                expected: guard::origin(&self.inner.api_base).into(),
+            });
+        }
         let pacer = self.pacer(account_id);
         let mut token = self
             .inner
@@ -52,6 +64,7 @@ impl ApiClient {
             .map_err(auth_err)?;
         let mut refreshed = false;
         let mut throttled_in_a_row = 0;
+        let mut bare_in_a_row = 0;
         loop {
             let slot = pacer.acquire().await;
             record_wait(stats, slot.waited());
@@ -65,6 +78,7 @@ impl ApiClient {
                         message: reason,
                     }));
                 }
+                Err(SendError::Final(e)) => return Err(e),
                 Err(SendError::Transient(reason)) => {
                     metrics::counter!("lightspeed_api_requests_total", "status" => "error")
                         .increment(1);
@@ -76,6 +90,7 @@ impl ApiClient {
             let verdict = retry::classify(status, &body);
             if verdict != Verdict::Throttled {
                 throttled_in_a_row = 0;
+                bare_in_a_row = 0;
             }
             match verdict {
                 Verdict::Success => {
@@ -104,10 +119,26 @@ impl ApiClient {
                     throttled_in_a_row += 1;
                     let kind = retry::rate_limit_type(&headers).unwrap_or_else(|| "unknown".into());
                     let burst = kind.contains("burst") || excerpt(&body, 500).contains("burst");
-                    let wait = retry::retry_after(&headers);
+                    let mut wait = retry::retry_after(&headers);
+                    // A 429 that says nothing (no Retry-After, no bucket or limiter headers, as
+                    // recorded from the old API) gets the capped exponential backoff with jitter,
+                    // and at most `max_attempts` of them in a row.
+                    let bare = wait.is_none()
+                        && !headers.contains_key("x-ls-api-bucket-level")
+                        && !headers.contains_key("x-ls-api-ratelimit-type");
+                    if bare {
+                        bare_in_a_row += 1;
+                        if bare_in_a_row >= self.inner.max_attempts {
+                            return Err(ApiError::Throttled {
+                                url: url.clone(),
+                                count: throttled_in_a_row,
+                            });
+                        }
+                        wait = Some(self.inner.backoff.delay(bare_in_a_row));
+                    }
                     metrics::counter!("lightspeed_api_throttled_total", "type" => kind.clone())
                         .increment(1);
-                    tracing::debug!(account.id = account_id, throttle.kind = %kind, retry_after = ?wait, "429");
+                    tracing::debug!(account.id = account_id, throttle.kind = %kind, retry_after = ?wait, bare, "429");
                     if throttled_in_a_row >= MAX_THROTTLED_IN_A_ROW {
                         return Err(ApiError::Throttled {
                             url: url.clone(),
@@ -156,6 +187,13 @@ impl ApiClient {
             .map_err(|e| SendError::Transient(describe(&e)))?;
         let (status, headers) = (response.status(), response.headers().clone());
         slot.finish(&headers);
+        if status.is_redirection() {
+            return Err(SendError::Final(ApiError::Redirect {
+                url: url.clone(),
+                status: status.as_u16(),
+                location: guard::location_origin(url, &headers),
+            }));
+        }
         tracing::debug!(
             http.status = status.as_u16(),
             bucket = headers
@@ -164,10 +202,16 @@ impl ApiClient {
                 .unwrap_or(""),
             "response"
         );
-        let body = response
-            .bytes()
+        let limit = self.inner.max_body;
+        let body = guard::read_capped(response, limit)
             .await
-            .map_err(|e| SendError::Transient(describe(&e)))?;
+            .map_err(|e| match e {
+                BodyError::Transport(e) => SendError::Transient(describe(&e)),
+                BodyError::TooLarge => SendError::Final(ApiError::TooLarge {
+                    url: url.clone(),
+                    limit: guard::human_size(limit),
+                }),
+            })?;
         Ok((status, headers, body))
     }
 

@@ -1,5 +1,6 @@
 //! What to do with a response: classification by status (and, for one documented `400`, by body),
-//! `Retry-After` parsing, and capped exponential backoff with full jitter (fact sheet §7, §8).
+//! `Retry-After` parsing (capped; for the API and the auth server alike), and capped exponential
+//! backoff with full jitter (fact sheet §7, §8).
 
 use std::time::Duration;
 
@@ -39,11 +40,43 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
         .any(|w| w.eq_ignore_ascii_case(needle))
 }
 
-/// `Retry-After` in seconds (fractions accepted); an HTTP date or garbage gives `None`.
+/// The longest `Retry-After` honoured; a longer one is waited for this long (and logged).
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
+
+/// `Retry-After` of a response (API or auth server): delta-seconds (fractions accepted) or an HTTP
+/// date, capped at [`MAX_RETRY_AFTER`] with a warning; absent or garbage gives `None`. The one place
+/// every `Retry-After` is read.
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let text = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
-    let secs: f64 = text.trim().parse().ok()?;
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(3600.0)))
+    let wait = parse_retry_after(text, chrono::Utc::now())?;
+    if wait > MAX_RETRY_AFTER {
+        tracing::warn!(
+            retry_after = text.trim(),
+            cap = ?MAX_RETRY_AFTER,
+            "the server asked to wait longer than the cap; waiting {:?} instead",
+            MAX_RETRY_AFTER
+        );
+        return Some(MAX_RETRY_AFTER);
+    }
+    Some(wait)
+}
+
+/// Parse a `Retry-After` value at `now`, uncapped (but never panicking: huge values saturate, a date
+/// in the past is zero). `None` for anything that is neither a non-negative number nor a date.
+pub fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<f64>() {
+        if secs.is_nan() || secs < 0.0 {
+            return None;
+        }
+        return Some(Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX));
+    }
+    let date = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    Some(
+        (date.with_timezone(&chrono::Utc) - now)
+            .to_std()
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 /// `X-LS-API-RateLimit-Type` of a 429 (`api-leaky-bucket`, `api-burst-limiter`), lower-cased.
@@ -135,16 +168,43 @@ mod tests {
         assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
         h.insert("retry-after", HeaderValue::from_static("1.5"));
         assert_eq!(retry_after(&h), Some(Duration::from_millis(1500)));
-        h.insert(
-            "retry-after",
-            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
-        );
+        h.insert("retry-after", HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&h), None);
         h.insert(
             "X-LS-API-RateLimit-Type",
             HeaderValue::from_static("api-burst-limiter"),
         );
         assert_eq!(rate_limit_type(&h).as_deref(), Some("api-burst-limiter"));
+    }
+
+    #[test]
+    fn huge_retry_after_is_capped_not_a_panic() {
+        let mut h = HeaderMap::new();
+        for huge in ["1e20", "1e400", "inf", "99999999999999999999999"] {
+            h.insert("retry-after", HeaderValue::from_str(huge).unwrap());
+            assert_eq!(retry_after(&h), Some(MAX_RETRY_AFTER), "{huge}");
+        }
+        for garbage in ["-1", "NaN", "", "1e20 seconds"] {
+            h.insert("retry-after", HeaderValue::from_str(garbage).unwrap());
+            assert_eq!(retry_after(&h), None, "{garbage:?}");
+        }
+    }
+
+    #[test]
+    fn retry_after_http_dates() {
+        let now = chrono::DateTime::parse_from_rfc3339("2015-10-21T07:27:30Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let date = "Wed, 21 Oct 2015 07:28:00 GMT";
+        assert_eq!(parse_retry_after(date, now), Some(Duration::from_secs(30)));
+        let later = now + chrono::Duration::hours(1);
+        assert_eq!(parse_retry_after(date, later), Some(Duration::ZERO));
+        let mut h = HeaderMap::new();
+        h.insert(
+            "retry-after",
+            HeaderValue::from_static("Fri, 01 Jan 2100 00:00:00 GMT"),
+        );
+        assert_eq!(retry_after(&h), Some(MAX_RETRY_AFTER));
     }
 
     #[test]

@@ -22,8 +22,8 @@ pub enum Skipped {
         /// Why.
         reason: String,
     },
-    /// Another process holds its lease (a daemon or another `sync`).
-    #[error("account {account_id} is being synced by another process; skipped")]
+    /// Another live process holds its lease (a daemon or another `sync`).
+    #[error("account {account_id} is being synced by another process; skipped (try again later)")]
     Busy {
         /// The account.
         account_id: u64,

@@ -1,10 +1,18 @@
 //! Holding an account's lease for the length of some work: take it, renew it in the background, give
 //! it up at the end. If a renewal finds the lease lost, the work's cancellation token fires; the next
 //! checkpoint would refuse to commit anyway.
+//!
+//! A process's leases are backed by its [`Presence`]: one dedicated connection per process and
+//! database (not per account) holding a session-level advisory lock keyed by the replica ID. When
+//! the process dies, the server closes that session and every lease of the process is free at once;
+//! see [`crate::db::leases`] for the protocol.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use sqlx::PgPool;
+use sqlx::{ConnectOptions, PgPool};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -13,22 +21,146 @@ use crate::db::leases::{self, Lease};
 /// How long a lease lasts without renewal.
 pub const LEASE_TTL: Duration = Duration::from_secs(60);
 
+/// How often the presence connection is checked (one `SELECT 1` per process, not per account).
+const PRESENCE_CHECK: Duration = Duration::from_secs(5);
+
+/// How long taking a lease waits for the presence connection to be up.
+const PRESENCE_WAIT: Duration = Duration::from_secs(10);
+
+/// A process's presence in one database: a connection of its own holding the replica's advisory
+/// lock, re-established if it drops. Shared by every lease the process takes there (one per process
+/// and database, whatever the number of accounts); closed when the last handle is dropped.
+pub struct Presence {
+    up: watch::Receiver<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Presence {
+    fn drop(&mut self) {
+        // Dropping the connection ends the session: the advisory lock goes with it.
+        self.task.abort();
+    }
+}
+
+type Registry = Mutex<HashMap<String, Weak<Presence>>>;
+
+fn registry() -> &'static Registry {
+    static REGISTRY: std::sync::OnceLock<Registry> = std::sync::OnceLock::new();
+    REGISTRY.get_or_init(Default::default)
+}
+
+impl Presence {
+    /// The presence of `holder` in `pool`'s database: the running one if any, otherwise started
+    /// now. Keep the handle as long as leases are held (the daemon and `sync` keep one for their
+    /// whole run, each [`LeaseGuard`] one for its lease).
+    pub fn get(pool: &PgPool, holder: &str) -> Arc<Presence> {
+        let o = pool.connect_options();
+        let key = format!(
+            "{holder}@{}:{}/{}",
+            o.get_host(),
+            o.get_port(),
+            o.get_database().unwrap_or("")
+        );
+        let mut map = registry().lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = map.get(&key).and_then(Weak::upgrade) {
+            return p;
+        }
+        map.retain(|_, w| w.strong_count() > 0);
+        let (tx, up) = watch::channel(false);
+        let task = tokio::spawn(hold(pool.clone(), holder.to_string(), tx));
+        let p = Arc::new(Presence { up, task });
+        map.insert(key, Arc::downgrade(&p));
+        p
+    }
+
+    /// Wait (at most `limit`) until the presence lock is held; false if it is not by then.
+    pub async fn ready(&self, limit: Duration) -> bool {
+        let mut up = self.up.clone();
+        tokio::time::timeout(limit, up.wait_for(|v| *v))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+}
+
+/// The presence task: connect, take the advisory lock, check the session now and then, and start
+/// over when it drops (Postgres restarted, the connection was terminated).
+async fn hold(pool: PgPool, holder: String, up: watch::Sender<bool>) {
+    let options = (*pool.connect_options()).clone();
+    let mut failures = 0u32;
+    loop {
+        let attempt = async {
+            let mut conn = options.connect().await?;
+            leases::hold_presence(&mut conn, &holder).await?;
+            Ok::<_, sqlx::Error>(conn)
+        };
+        let mut conn = match attempt.await {
+            Ok(conn) => conn,
+            Err(e) => {
+                up.send_replace(false);
+                failures += 1;
+                if failures == 1 || failures.is_multiple_of(30) {
+                    tracing::warn!(error = %e, "could not open the presence connection (leases of this process then rely on their expiry); retrying");
+                }
+                tokio::time::sleep(crate::db::RECONNECT_DELAY).await;
+                continue;
+            }
+        };
+        failures = 0;
+        up.send_replace(true);
+        tracing::debug!(replica = %holder, "presence lock held");
+        loop {
+            tokio::time::sleep(PRESENCE_CHECK).await;
+            if let Err(e) = sqlx::query("SELECT 1").execute(&mut conn).await {
+                up.send_replace(false);
+                tracing::warn!(error = %e, "the presence connection dropped; re-opening it (other replicas may take this process's accounts over meanwhile)");
+                break;
+            }
+        }
+    }
+}
+
+/// Why a lease could not be taken (other than another live holder having it).
+#[derive(Debug, thiserror::Error)]
+pub enum AcquireError {
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+    /// The presence connection could not be opened: leases taken without it would look abandoned.
+    #[error(
+        "could not hold the presence lock of replica {holder} within {waited:?} (a connection of its own to PostgreSQL)"
+    )]
+    NoPresence {
+        /// The replica.
+        holder: String,
+        /// How long it waited.
+        waited: Duration,
+    },
+}
+
 /// A held lease, renewed every third of its lifetime until released.
 pub struct LeaseGuard {
     lease: Lease,
     pool: PgPool,
     renewer: JoinHandle<()>,
     lost: CancellationToken,
+    _presence: Arc<Presence>,
 }
 
 impl LeaseGuard {
-    /// Take the account's lease for `holder`; `None` if another holder has it.
+    /// Take the account's lease for `holder`; `None` if another live holder has it.
     pub async fn acquire(
         pool: &PgPool,
         account_id: u64,
         holder: &str,
         ttl: Duration,
-    ) -> Result<Option<LeaseGuard>, sqlx::Error> {
+    ) -> Result<Option<LeaseGuard>, AcquireError> {
+        let presence = Presence::get(pool, holder);
+        if !presence.ready(PRESENCE_WAIT).await {
+            return Err(AcquireError::NoPresence {
+                holder: holder.to_string(),
+                waited: PRESENCE_WAIT,
+            });
+        }
         let Some(lease) = leases::try_acquire(pool, account_id as i64, holder, ttl).await? else {
             return Ok(None);
         };
@@ -39,6 +171,7 @@ impl LeaseGuard {
             pool: pool.clone(),
             renewer,
             lost,
+            _presence: presence,
         }))
     }
 

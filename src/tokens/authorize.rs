@@ -20,6 +20,7 @@ use url::Url;
 
 use crate::config::Settings;
 use crate::db::credentials;
+use crate::lightspeed::guard::printable;
 use crate::lightspeed::oauth::{self, AuthorizationRequest, OAuthClient, OAuthError};
 use crate::tokens::crypto::Keyring;
 use crate::tokens::source::SetupError;
@@ -161,12 +162,16 @@ where
     Ok(connected)
 }
 
-/// `connected account <id> (<name>)`.
+/// `connected account <id> (<name>)`, the name stripped of control characters.
 pub fn connected_line(c: &Connected) -> String {
     if c.account_name.is_empty() {
         format!("connected account {}", c.account_id)
     } else {
-        format!("connected account {} ({})", c.account_id, c.account_name)
+        format!(
+            "connected account {} ({})",
+            c.account_id,
+            printable(&c.account_name)
+        )
     }
 }
 
@@ -232,18 +237,26 @@ struct Flow<'a> {
 }
 
 impl Flow<'_> {
-    /// Check the redirect, exchange the code, learn the account, store the tokens.
+    /// A redirect URL must carry this run's `state` (a bare pasted code carries none).
+    fn state_matches(&self, redirect: &Redirect) -> bool {
+        !redirect.is_url || redirect.state.as_deref() == Some(self.request.state.as_str())
+    }
+
+    /// Check the redirect (`state` first: nothing else of a foreign redirect is looked at), exchange
+    /// the code, learn the account, store the tokens.
     async fn complete(&self, redirect: &Redirect) -> Result<Connected, AuthorizeError> {
+        if !self.state_matches(redirect) {
+            return Err(AuthorizeError::StateMismatch);
+        }
         if let Some(error) = &redirect.error {
             let detail = redirect
                 .error_description
                 .as_deref()
                 .map(|d| format!(" ({d})"))
                 .unwrap_or_default();
-            return Err(AuthorizeError::Denied(format!("{error}{detail}")));
-        }
-        if redirect.is_url && redirect.state.as_deref() != Some(self.request.state.as_str()) {
-            return Err(AuthorizeError::StateMismatch);
+            return Err(AuthorizeError::Denied(printable(&format!(
+                "{error}{detail}"
+            ))));
         }
         let code = redirect
             .code
@@ -323,7 +336,13 @@ impl Flow<'_> {
         })?;
         print_url(output, self.request, Some(local)).await?;
         let (tx, mut rx) = mpsc::channel::<Callback>(4);
-        let app = axum::Router::new().fallback(callback).with_state(tx);
+        let path = match self.settings.lightspeed.redirect_uri.path() {
+            "" => "/".to_string(),
+            p => p.to_string(),
+        };
+        let app = axum::Router::new()
+            .fallback(callback)
+            .with_state(Arc::new(CallbackState { tx, path }));
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app)
@@ -332,21 +351,38 @@ impl Flow<'_> {
                 })
                 .await;
         });
-        let outcome = match tokio::time::timeout(timeout, rx.recv()).await {
-            Ok(Some(Callback { redirect, reply })) => {
-                let result = self.complete(&redirect).await;
-                let page = match &result {
-                    Ok(c) => Ok(connected_line(c)),
-                    Err(e) => Err(e.to_string()),
-                };
-                let _ = reply.send(page);
-                result
+        let deadline = tokio::time::Instant::now() + timeout;
+        let outcome = loop {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(Callback { redirect, reply })) => {
+                    // A request without this run's `state` is not the redirect of this run: refuse
+                    // it, say so, and keep waiting for the real one.
+                    if !self.state_matches(&redirect) {
+                        let _ = reply.send(Err(AuthorizeError::StateMismatch.to_string()));
+                        output
+                            .write_all(
+                                b"ignored a request to the callback without this run's `state`; still waiting\n",
+                            )
+                            .await?;
+                        output.flush().await?;
+                        continue;
+                    }
+                    let result = self.complete(&redirect).await;
+                    let page = match &result {
+                        Ok(c) => Ok(connected_line(c)),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    let _ = reply.send(page);
+                    break result;
+                }
+                _ => {
+                    break Err(AuthorizeError::Timeout {
+                        addr: local,
+                        timeout: humantime::format_duration(timeout).to_string(),
+                        redirect_uri: self.settings.lightspeed.redirect_uri.to_string(),
+                    });
+                }
             }
-            _ => Err(AuthorizeError::Timeout {
-                addr: local,
-                timeout: humantime::format_duration(timeout).to_string(),
-                redirect_uri: self.settings.lightspeed.redirect_uri.to_string(),
-            }),
         };
         let _ = stop.send(());
         if tokio::time::timeout(Duration::from_secs(5), server)
@@ -364,13 +400,22 @@ struct Callback {
     reply: oneshot::Sender<Result<String, String>>,
 }
 
-/// Any path: a request with `code` or `error` is the redirect; anything else (favicon…) is ignored.
+struct CallbackState {
+    tx: mpsc::Sender<Callback>,
+    /// The redirect URI's path: the only one served.
+    path: String,
+}
+
+/// The redirect URI's path with `code` or `error` is the redirect; anything else (favicon, other
+/// paths) is a 404.
 async fn callback(
-    State(tx): State<mpsc::Sender<Callback>>,
+    State(state): State<Arc<CallbackState>>,
+    uri: axum::http::Uri,
     Query(mut redirect): Query<Redirect>,
 ) -> (axum::http::StatusCode, Html<String>) {
     use axum::http::StatusCode;
-    if redirect.code.is_none() && redirect.error.is_none() {
+    let tx = &state.tx;
+    if uri.path() != state.path || (redirect.code.is_none() && redirect.error.is_none()) {
         return (
             StatusCode::NOT_FOUND,
             page(

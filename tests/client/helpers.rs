@@ -26,6 +26,7 @@ pub fn settings(base: &str, max_attempts: u32) -> LightspeedSettings {
         scope: "employee:customers_read".into(),
         api_base_url: Url::parse(base).unwrap(),
         auth_base_url: Url::parse(base).unwrap(),
+        allow_insecure_http: false,
         request_timeout: Duration::from_secs(2),
         max_attempts,
         refresh_margin: Duration::from_secs(300),

@@ -5,6 +5,7 @@ mod helpers;
 
 mod auth;
 mod errors;
+mod hostile;
 mod pacing;
 mod pages;
 mod retries;

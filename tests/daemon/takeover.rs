@@ -1,5 +1,6 @@
 //! A `run` process is killed (SIGKILL: no shutdown, no release) while it syncs; a daemon of another
-//! replica takes its accounts over once the dead process's leases expire, not before.
+//! replica takes its accounts over at its next tick, long before the dead process's leases expire:
+//! the dead process's presence session is gone, so its leases are free.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -15,7 +16,9 @@ use crate::helpers::{
 };
 
 #[sqlx::test]
-async fn a_killed_replicas_accounts_are_taken_over_after_its_leases_expire(pool: PgPool) {
+async fn a_killed_replicas_accounts_are_taken_over_at_once_not_when_its_leases_expire(
+    pool: PgPool,
+) {
     let env = env(pool, fast(3, 200)).await;
     let ids = env.sim.account_ids();
     let mut settings = daemon_settings(&env, [EVERY_SECOND, NEVER, NEVER], 3);
@@ -24,9 +27,10 @@ async fn a_killed_replicas_accounts_are_taken_over_after_its_leases_expire(pool:
     for _ in 0..60 {
         env.sim.inject(Fault::Slow(Duration::from_millis(300)));
     }
-    let ttl = Duration::from_secs(2);
+    // A long TTL: a takeover that waited for the expiry would show.
+    let ttl = Duration::from_secs(30);
     let mut child = Child::spawn(
-        &["run", "--lease-ttl", "2s"],
+        &["run", "--lease-ttl", "30s"],
         &child_env(&settings, &env.pool),
     );
     child
@@ -67,6 +71,10 @@ async fn a_killed_replicas_accounts_are_taken_over_after_its_leases_expire(pool:
     )
     .await;
     child.signal("KILL").await;
+    let killed_at: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
     let status = child.wait(Duration::from_secs(10)).await;
     assert!(!status.success());
     let orphaned: Vec<(i64, DateTime<Utc>)> = sqlx::query_as(
@@ -111,15 +119,20 @@ async fn a_killed_replicas_accounts_are_taken_over_after_its_leases_expire(pool:
     {
         first_by_b.entry(r.account_id).or_insert(r.started_at);
     }
-    for (account, expired) in &orphaned {
+    for (account, expires) in &orphaned {
         let took = first_by_b[account];
-        assert!(
-            took >= *expired,
-            "account {account}: replica-b started at {took}, before the dead lease expired at {expired}"
-        );
+        let after_kill = (took - killed_at).num_milliseconds();
         eprintln!(
-            "account {account}: taken over {} ms after the dead lease expired",
-            (took - *expired).num_milliseconds()
+            "account {account}: taken over {after_kill} ms after the kill (its dead lease would have expired {} ms after the kill)",
+            (*expires - killed_at).num_milliseconds()
+        );
+        assert!(
+            took < *expires,
+            "account {account}: replica-b started at {took}, only after the dead lease expired at {expires}"
+        );
+        assert!(
+            after_kill < 10_000,
+            "account {account}: taken over {after_kill} ms after the kill"
         );
     }
     // The dead process's runs were closed as interrupted when replica-b started its own.

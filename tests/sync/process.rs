@@ -1,10 +1,10 @@
-//! The `sync` command as a process: killed mid-way (SIGKILL, not a clean stop), then run again.
+//! The `sync` command as a process: killed mid-way (SIGKILL, not a clean stop), then run again at
+//! once (the dead process's lease does not hold it up).
 
 use std::process::Stdio;
 use std::time::Duration;
 
 use lightspeed_sync::sim::SimConfig;
-use lightspeed_sync::sync::Kind;
 use secrecy::ExposeSecret;
 use sqlx::PgPool;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -92,19 +92,53 @@ async fn a_sync_killed_mid_way_then_run_again_loses_and_duplicates_nothing(pool:
     let partial = crate::helpers::mirror(&pool, a).await.len();
     assert!(partial > 0 && partial < 3_000, "{partial}");
 
-    // Its lease outlives the process: a new run must wait for it to expire, so free it as the
-    // expiry would.
-    sqlx::query("UPDATE lightspeed_sync.leases SET expires_at = now() - interval '1 second'")
-        .execute(&pool)
+    // Run again at once: the killed process's lease has not expired, but its holder is gone, so it
+    // is free (`--no-wait` would exit 75 on a lease a live process holds).
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_lightspeed-sync"))
+        .args(["sync", "--no-wait"])
+        .env_clear()
+        .env("LSSYNC__DATABASE__URL", database_url(&pool).await)
+        .env("LSSYNC__LIGHTSPEED__API_BASE_URL", env.sim.base_url())
+        .env("LSSYNC__LIGHTSPEED__AUTH_BASE_URL", env.sim.base_url())
+        .env("LSSYNC__LIGHTSPEED__CLIENT_ID", env.sim.client_id())
+        .env("LSSYNC__LIGHTSPEED__CLIENT_SECRET", env.sim.client_secret())
+        .env(
+            "LSSYNC__SECURITY__TOKEN_KEY",
+            env.settings
+                .security
+                .token_key
+                .as_ref()
+                .unwrap()
+                .expose_secret(),
+        )
+        .env("LSSYNC__LOG__FORMAT", "json")
+        .output()
         .await
         .unwrap();
-    env.sync_ok(a, Kind::Incremental).await;
-    env.assert_mirror_matches(a).await;
-    let statuses: Vec<String> =
-        sqlx::query_scalar("SELECT status FROM lightspeed_sync.runs ORDER BY run_id")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for &account in &env.sim.account_ids() {
+        assert!(
+            stdout.contains(&format!(
+                "account {account} customers (incremental): succeeded"
+            )),
+            "{stdout}"
+        );
+        env.assert_mirror_matches(account).await;
+    }
+    let statuses: Vec<String> = sqlx::query_scalar(
+        "SELECT status FROM lightspeed_sync.runs WHERE account_id = $1 AND stream = 'customers'
+         ORDER BY run_id",
+    )
+    .bind(a as i64)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
     assert_eq!(statuses, vec!["interrupted", "succeeded"]);
 }
 

@@ -4,6 +4,8 @@
 
 mod authorize;
 mod helpers;
+mod hostile;
 mod oauth;
+mod rekey;
 mod sim;
 mod source;
