@@ -116,7 +116,8 @@ pub async fn check(
         return Ok(r.failed);
     }
     let tokens = Arc::new(TokenSource::from_settings(settings, pool.clone())?);
-    let api = ApiClient::new(&settings.lightspeed, tokens.clone())?;
+    let api = ApiClient::new(&settings.lightspeed, tokens.clone())?
+        .with_customer_relations(settings.sync.relations());
     for info in wanted {
         account(info.account_id, info.status, &tokens, &api, &mut r).await?;
     }
@@ -294,12 +295,13 @@ async fn account(
         ))?,
     }
     // One small page of customers, with the relations sync loads.
+    let relations = api.customer_relations();
     let query = CustomerQuery {
         limit: Some(SAMPLE),
         archived: Some(Archived::Include),
-        load_contact: true,
-        ..CustomerQuery::default()
+        ..CustomerQuery::loading(relations)
     };
+    let loaded: Vec<&str> = relations.iter().map(|r| r.name()).collect();
     let url = api.customers_url(id, &query);
     match api.get_customers_page(id, &url).await {
         Ok(page) => {
@@ -307,7 +309,12 @@ async fn account(
                 audit_raw(c.raw.get(), &audit::CUSTOMER, "Customer", &mut notes);
             }
             r.ok(&format!(
-                "account {id}: Customer.json (limit {SAMPLE}, Contact loaded): {} customer(s) parsed{}",
+                "account {id}: Customer.json (limit {SAMPLE}, loading {}): {} customer(s) parsed{}",
+                if loaded.is_empty() {
+                    "no relation".to_string()
+                } else {
+                    loaded.join(", ")
+                },
                 page.records.len(),
                 contact_summary(&page.records)
             ))?;

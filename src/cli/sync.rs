@@ -219,7 +219,8 @@ pub fn engine(
 ) -> anyhow::Result<Engine> {
     let tokens = TokenSource::from_settings(settings, pool.clone())?;
     let api = ApiClient::new(&settings.lightspeed, Arc::new(tokens))
-        .context("building the HTTP client")?;
+        .context("building the HTTP client")?
+        .with_customer_relations(settings.sync.relations());
     Ok(Engine {
         pool,
         api,

@@ -122,7 +122,8 @@ impl Daemon {
         let tokens = TokenSource::from_settings(&settings, pool.clone())?;
         let tokens = metrics::CountingTokens(Arc::new(tokens));
         let api = ApiClient::new(&settings.lightspeed, Arc::new(tokens))
-            .context("building the HTTP client")?;
+            .context("building the HTTP client")?
+            .with_customer_relations(settings.sync.relations());
         let engine = Engine {
             pool,
             api,

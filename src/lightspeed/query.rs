@@ -80,6 +80,21 @@ pub struct CustomerQuery {
     pub customer_id: Option<Filter<u64>>,
 }
 
+impl CustomerQuery {
+    /// A query that loads `relations` (`Contact` through `load_contact`, the others after it).
+    pub fn loading(relations: &[CustomerRelation]) -> CustomerQuery {
+        CustomerQuery {
+            load_contact: relations.contains(&CustomerRelation::Contact),
+            relations: relations
+                .iter()
+                .copied()
+                .filter(|r| *r != CustomerRelation::Contact)
+                .collect(),
+            ..CustomerQuery::default()
+        }
+    }
+}
+
 /// A sortable Customer field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SortField {

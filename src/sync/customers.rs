@@ -108,21 +108,14 @@ pub(crate) async fn run(
 }
 
 fn base_query(engine: &Engine, field: SortField) -> CustomerQuery {
-    let relations = engine.api.customer_relations();
     CustomerQuery {
-        load_contact: relations.contains(&CustomerRelation::Contact),
-        relations: relations
-            .iter()
-            .copied()
-            .filter(|r| *r != CustomerRelation::Contact)
-            .collect(),
         limit: Some(engine.page_size),
         sort: Some(Sort {
             field,
             descending: false,
         }),
         archived: Some(Archived::Include),
-        ..CustomerQuery::default()
+        ..CustomerQuery::loading(engine.api.customer_relations())
     }
 }
 
