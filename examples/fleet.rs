@@ -146,10 +146,7 @@ async fn fleet(accounts: usize, customers: usize, limits: bool) -> anyhow::Resul
 
     let key = generate_key_base64();
     let keyring = std::sync::Arc::new(lightspeed_sync::tokens::crypto::Keyring::new(
-        lightspeed_sync::tokens::crypto::TokenKey::from_base64(
-            &SecretString::from(key.clone()),
-            1,
-        )?,
+        lightspeed_sync::tokens::crypto::TokenKey::from_base64(&SecretString::from(key.clone()))?,
     ));
     let store = lightspeed_sync::tokens::store::TokenStore::new(pool.clone(), keyring);
     for account in sim.account_ids() {

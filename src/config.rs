@@ -43,6 +43,9 @@ pub struct Settings {
 pub struct DatabaseSettings {
     /// Postgres URL; may carry a password, hence secret.
     pub url: SecretString,
+    /// A file holding the password (wins over one in the URL).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
     /// Upper bound of the connection pool.
     pub max_connections: u32,
     /// How long to wait for a connection.
@@ -82,7 +85,7 @@ pub struct LightspeedSettings {
     pub refresh_margin: Duration,
 }
 
-/// `[security]`: the key that encrypts tokens at rest.
+/// `[security]`: the key that encrypts tokens at rest, and the older keys still read.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecuritySettings {
@@ -90,6 +93,13 @@ pub struct SecuritySettings {
     pub token_key: Option<SecretString>,
     /// A file holding the key.
     pub token_key_file: Option<PathBuf>,
+    /// Older keys (base64), tried by key version when reading, never used to write: a list, or one
+    /// string of keys separated by commas or white space (for `LSSYNC__SECURITY__PREVIOUS_TOKEN_KEYS`).
+    #[serde(default, deserialize_with = "key_list")]
+    pub previous_token_keys: Vec<SecretString>,
+    /// A file holding older keys, one per line (blank lines and `#` comments are skipped).
+    #[serde(default)]
+    pub previous_token_keys_file: Option<PathBuf>,
 }
 
 /// `[sync]`: how streams are walked.
@@ -108,6 +118,39 @@ pub struct SyncSettings {
     /// Accounts one process syncs at once (each costs its lease and a few kilobytes, not a
     /// connection); more wait their turn, first come first served.
     pub max_accounts: usize,
+    /// Relations loaded with customers (`load_relations`): any of `Contact`, `CustomerType`, `Note`,
+    /// `CreditAccount`, `Tags`, `CustomFieldValues`. A list, or one comma-separated string (as an
+    /// environment variable gives it). Each adds to a page's drip cost.
+    #[serde(deserialize_with = "list_or_csv")]
+    pub customer_relations: Vec<String>,
+}
+
+impl SyncSettings {
+    /// `customer_relations`, parsed (the names were checked at load; unknown ones are skipped).
+    pub fn relations(&self) -> Vec<crate::lightspeed::query::CustomerRelation> {
+        self.customer_relations
+            .iter()
+            .filter_map(|n| crate::lightspeed::query::CustomerRelation::parse(n.trim()))
+            .collect()
+    }
+}
+
+/// A list of strings, or one string of comma-separated items.
+fn list_or_csv<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrCsv {
+        List(Vec<String>),
+        Csv(String),
+    }
+    Ok(match ListOrCsv::deserialize(d)? {
+        ListOrCsv::List(l) => l,
+        ListOrCsv::Csv(s) => s
+            .split(',')
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty())
+            .collect(),
+    })
 }
 
 /// `[schedule]`: cron expressions (with seconds: `sec min hour day month weekday`).
@@ -245,6 +288,24 @@ impl Settings {
         if self.sync.max_accounts == 0 {
             return bad("sync.max_accounts", "expected at least 1".into());
         }
+        if let Some(unknown) = self
+            .sync
+            .customer_relations
+            .iter()
+            .find(|n| crate::lightspeed::query::CustomerRelation::parse(n.trim()).is_none())
+        {
+            let known: Vec<&str> = crate::lightspeed::query::CustomerRelation::ALL
+                .iter()
+                .map(|r| r.name())
+                .collect();
+            return bad(
+                "sync.customer_relations",
+                format!(
+                    "unknown relation {unknown:?}: expected any of {}",
+                    known.join(", ")
+                ),
+            );
+        }
         if self.lightspeed.max_attempts == 0 {
             return bad("lightspeed.max_attempts", "expected at least 1".into());
         }
@@ -301,6 +362,7 @@ impl Settings {
         let view = serde_json::json!({
             "database": {
                 "url": redact_url(self.database.url.expose_secret()),
+                "password_file": self.database.password_file,
                 "max_connections": self.database.max_connections,
                 "connect_timeout": humantime::format_duration(self.database.connect_timeout).to_string(),
             },
@@ -320,12 +382,15 @@ impl Settings {
             "security": {
                 "token_key": secret(&self.security.token_key),
                 "token_key_file": self.security.token_key_file,
+                "previous_token_keys": self.security.previous_token_keys.iter().map(|_| REDACTED).collect::<Vec<_>>(),
+                "previous_token_keys_file": self.security.previous_token_keys_file,
             },
             "sync": {
                 "page_size": self.sync.page_size,
                 "overlap": humantime::format_duration(self.sync.overlap).to_string(),
                 "concurrency": self.sync.concurrency,
                 "max_accounts": self.sync.max_accounts,
+                "customer_relations": self.sync.customer_relations,
             },
             "schedule": {
                 "customers": self.schedule.customers,
@@ -340,6 +405,22 @@ impl Settings {
         });
         toml::to_string(&without_nulls(view))
             .unwrap_or_else(|e| format!("# could not render: {e}\n"))
+    }
+}
+
+impl DatabaseSettings {
+    /// The password from `password_file`, if that is set (an empty file means no password).
+    pub fn password_from_file(&self) -> Result<Option<SecretString>, ConfigError> {
+        let Some(path) = self
+            .password_file
+            .as_ref()
+            .filter(|p| !p.as_os_str().is_empty())
+        else {
+            return Ok(None);
+        };
+        let text = read_secret_file(path, "database.password")?;
+        let password = text.trim_end_matches(['\r', '\n']);
+        Ok((!password.is_empty()).then(|| SecretString::from(password.to_string())))
     }
 }
 
@@ -359,6 +440,59 @@ impl SecuritySettings {
     pub fn token_key(&self) -> Result<SecretString, ConfigError> {
         read_secret(&self.token_key, &self.token_key_file, "security.token_key")
     }
+
+    /// The older keys' texts: `previous_token_keys`, then the lines of `previous_token_keys_file`.
+    pub fn previous_token_keys(&self) -> Result<Vec<SecretString>, ConfigError> {
+        let mut keys: Vec<SecretString> = self
+            .previous_token_keys
+            .iter()
+            .filter(|k| !k.expose_secret().trim().is_empty())
+            .cloned()
+            .collect();
+        if let Some(path) = self
+            .previous_token_keys_file
+            .as_ref()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            let text = read_secret_file(path, "security.previous_token_keys")?;
+            keys.extend(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(|l| SecretString::from(l.to_string())),
+            );
+        }
+        Ok(keys)
+    }
+}
+
+/// `previous_token_keys`: a TOML list, or one string of keys separated by commas or white space (an
+/// environment variable is always a string). Base64 has neither, so the split is unambiguous.
+fn key_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<SecretString>, D::Error> {
+    struct Keys;
+    impl<'de> serde::de::Visitor<'de> for Keys {
+        type Value = Vec<SecretString>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a list of base64 keys, or a string of keys separated by commas")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(v.split(|c: char| c == ',' || c.is_whitespace())
+                .filter(|k| !k.is_empty())
+                .map(|k| SecretString::from(k.to_string()))
+                .collect())
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut keys = Vec::new();
+            while let Some(k) = seq.next_element::<SecretString>()? {
+                keys.push(k);
+            }
+            Ok(keys)
+        }
+    }
+    d.deserialize_any(Keys)
 }
 
 fn read_secret(
@@ -370,20 +504,30 @@ fn read_secret(
         return Ok(v.clone());
     }
     if let Some(path) = file.as_ref().filter(|p| !p.as_os_str().is_empty()) {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Value {
-            key,
-            problem: format!(
-                "cannot read {}_file {}: {e}",
-                key.rsplit('.').next().unwrap_or(key),
-                path.display()
-            ),
-        })?;
+        let text = read_secret_file(path, key)?;
         return Ok(SecretString::from(text.trim().to_string()));
     }
     Err(ConfigError::Value {
         key,
         problem: format!("not set (set `{key}` or `{key}_file`)"),
     })
+}
+
+/// The whole text of a secret's file, wiped from memory when dropped.
+fn read_secret_file(
+    path: &Path,
+    key: &'static str,
+) -> Result<zeroize::Zeroizing<String>, ConfigError> {
+    std::fs::read_to_string(path)
+        .map(zeroize::Zeroizing::new)
+        .map_err(|e| ConfigError::Value {
+            key,
+            problem: format!(
+                "cannot read {}_file {}: {e}",
+                key.rsplit('.').next().unwrap_or(key),
+                path.display()
+            ),
+        })
 }
 
 const REDACTED: &str = "REDACTED";
@@ -401,21 +545,57 @@ fn without_nulls(v: serde_json::Value) -> serde_json::Value {
     }
 }
 
-/// A database URL with its password replaced, for messages and `config`.
+/// Query parameters of a PostgreSQL URL whose values are secrets (libpq's names; sqlx reads
+/// `password`, and would log `sslpassword` as an unknown parameter, value and all).
+pub const SECRET_URL_PARAMS: [&str; 2] = ["password", "sslpassword"];
+
+/// A database URL fit to be shown (`config`, error messages, logs): the userinfo password and the
+/// values of the [`SECRET_URL_PARAMS`] query parameters (matched after percent-decoding, ignoring
+/// case) are replaced by `REDACTED`, and so is a fragment (a `#` in an unencoded password starts one).
+/// Every other part is kept as written. Text that is not a URL is replaced whole.
 pub fn redact_url(url: &str) -> String {
-    match Url::parse(url) {
-        Ok(mut u) => {
-            if u.password().is_some() {
-                let _ = u.set_password(Some(REDACTED));
-            }
-            u.to_string()
-        }
-        Err(_) => REDACTED.to_string(),
+    let Ok(mut u) = Url::parse(url) else {
+        return REDACTED.to_string();
+    };
+    if u.password().is_some() {
+        let _ = u.set_password(Some(REDACTED));
     }
+    if let Some(query) = u.query() {
+        let query = query
+            .split('&')
+            .map(|pair| {
+                let raw_key = pair.split_once('=').map_or(pair, |(k, _)| k);
+                if is_secret_url_param(raw_key) {
+                    format!("{raw_key}={REDACTED}")
+                } else {
+                    pair.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("&");
+        u.set_query(Some(&query));
+    }
+    if u.fragment().is_some() {
+        u.set_fragment(Some(REDACTED));
+    }
+    u.to_string()
+}
+
+/// Whether a raw (still percent-encoded) query key names a [`SECRET_URL_PARAMS`] parameter.
+pub fn is_secret_url_param(raw_key: &str) -> bool {
+    SECRET_URL_PARAMS.contains(&url_param_name(raw_key).as_str())
+}
+
+/// A raw query key as the driver reads it (percent-decoded), in lower case.
+pub fn url_param_name(raw_key: &str) -> String {
+    url::form_urlencoded::parse(raw_key.as_bytes())
+        .next()
+        .map(|(k, _)| k.to_lowercase())
+        .unwrap_or_default()
 }
 
 /// `localhost`, 127.0.0.0/8 or `::1`: where the simulators run.
-fn is_loopback(url: &Url) -> bool {
+pub fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),

@@ -121,7 +121,6 @@ pub async fn run(settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
 }
 
 const EXAMPLES: &str = r#"
-
   -- How fresh is the mirror?
   SELECT account_id, stream, last_success_at, lag FROM lightspeed.sync_status;
 
@@ -136,6 +135,16 @@ const EXAMPLES: &str = r#"
   JOIN lightspeed.customer_emails e USING (account_id, customer_id)
   WHERE NOT c.archived AND e.use_type = 'Primary'
   ORDER BY c.updated_at DESC LIMIT 10;
+
+  -- Active customers by customer type and loyalty tier (a custom field)
+  SELECT coalesce(t.name, '(no type)') AS customer_type, f.value AS loyalty_tier,
+         count(*) AS customers
+  FROM lightspeed.customers c
+  LEFT JOIN lightspeed.customer_types t USING (account_id, customer_type_id)
+  LEFT JOIN lightspeed.customer_custom_fields f
+    ON f.account_id = c.account_id AND f.customer_id = c.customer_id AND f.name = 'Loyalty tier'
+  WHERE NOT c.archived
+  GROUP BY 1, 2 ORDER BY 1, 2;
 "#;
 
 /// `psql 'postgres://USER@HOST:PORT/DB'` for the database the demo used: the user it connected as

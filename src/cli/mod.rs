@@ -11,6 +11,7 @@ use crate::config::Settings;
 mod authorize;
 mod demo;
 pub mod doctor;
+mod rekey;
 mod run;
 mod status;
 mod sync;
@@ -56,6 +57,10 @@ pub enum Command {
     Migrate,
     /// Print a new random token-encryption key (base64, 32 bytes) for `security.token_key`.
     Keygen,
+    /// Re-encrypt every stored credential with the current `security.token_key`, reading rows
+    /// written under older keys with `security.previous_token_keys`. Safe while daemons run;
+    /// idempotent; exit code 1 naming every account that no configured key decrypts.
+    Rekey,
     /// Serve the R-Series API simulator (OAuth, accounts, customers, rate limits, faults).
     Sim(crate::sim::SimArgs),
     /// Try it: start the simulator, connect two accounts through OAuth, sync them into the
@@ -123,6 +128,7 @@ pub async fn execute(cli: Cli) -> ExitCode {
         Command::Status(args) => status::run(settings, args).await,
         Command::Demo(args) => demo::run(settings, args).await,
         Command::Doctor(args) => doctor::run(settings, args).await,
+        Command::Rekey => rekey::run(settings).await,
         Command::Keygen | Command::Sim(_) => unreachable!("handled above"),
     };
     report(result)

@@ -222,7 +222,8 @@ pub fn engine(
     let (requests, pages) = crate::daemon::fleet_limits(settings);
     let api = ApiClient::new(&settings.lightspeed, Arc::new(tokens))
         .context("building the HTTP client")?
-        .with_gates(requests, pages);
+        .with_gates(requests, pages)
+        .with_customer_relations(settings.sync.relations());
     Ok(Engine {
         pool,
         api,

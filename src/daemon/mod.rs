@@ -114,7 +114,8 @@ impl Daemon {
         let tokens = metrics::CountingTokens(Arc::new(tokens));
         let api = ApiClient::new(&settings.lightspeed, Arc::new(tokens))
             .context("building the HTTP client")?
-            .with_gates(requests, pages);
+            .with_gates(requests, pages)
+            .with_customer_relations(settings.sync.relations());
         let engine = Engine {
             pool,
             api,

@@ -213,6 +213,42 @@ pub async fn update_rotated(
     .await
 }
 
+/// Replace the ciphertexts of a row by the same tokens under another key (`rekey`), if the row is
+/// still at `expected_generation`; call it with the row locked (`FOR UPDATE`). Generation, expiry and
+/// status stay as they are: the tokens did not change, so whatever a process cached stays valid.
+/// Returns whether the row changed.
+pub async fn update_key(
+    ex: impl PgExecutor<'_>,
+    account_id: i64,
+    expected_generation: i64,
+    key_version: i32,
+    access_token_enc: &[u8],
+    refresh_token_enc: &[u8],
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        r#"
+        UPDATE lightspeed_sync.credentials SET
+            key_version = $3, access_token_enc = $4, refresh_token_enc = $5
+        WHERE account_id = $1 AND generation = $2
+        "#,
+    )
+    .bind(account_id)
+    .bind(expected_generation)
+    .bind(key_version)
+    .bind(access_token_enc)
+    .bind(refresh_token_enc)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Every account ID with credentials, ordered.
+pub async fn list_ids(ex: impl PgExecutor<'_>) -> Result<Vec<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT account_id FROM lightspeed_sync.credentials ORDER BY account_id")
+        .fetch_all(ex)
+        .await
+}
+
 /// Mark the account as needing re-authorization (only if still at `expected_generation`, when given).
 /// Returns whether a row changed.
 pub async fn mark_needs_reauth(

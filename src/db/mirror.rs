@@ -3,7 +3,9 @@
 //! A page is written with a handful of set-based statements (`UNNEST` of column arrays), whatever its
 //! size, so a page costs the same few round trips. A customer row is replaced only by a version at least
 //! as new (`updated_at`) that differs from it, so an older page replayed never overwrites newer data;
-//! its emails, phones and addresses are replaced together with it.
+//! its emails, phones, addresses, websites, custom field values and credit account are replaced
+//! together with it. The definitions (`custom_fields`, `customer_types`) are upserted as listed and
+//! marked deleted when a complete walk no longer lists them.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -59,6 +61,94 @@ pub struct CustomerRow {
     pub phones: Vec<(String, String)>,
     /// Contact addresses.
     pub addresses: Vec<AddressRow>,
+    /// Contact.custom
+    pub contact_custom: Option<String>,
+    /// Note.note
+    pub note: Option<String>,
+    /// Note.isPublic
+    pub note_is_public: Option<bool>,
+    /// Tags (`None` when the relation was not loaded).
+    pub tags: Option<Vec<String>>,
+    /// Contact website URLs.
+    pub websites: Vec<String>,
+    /// Custom field values that are set and not deleted.
+    pub custom_fields: Vec<CustomFieldValueRow>,
+    /// The CreditAccount relation.
+    pub credit_account: Option<CreditAccountRow>,
+}
+
+/// One custom field value of a customer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomFieldValueRow {
+    /// customFieldID
+    pub custom_field_id: i64,
+    /// customFieldValueID
+    pub custom_field_value_id: Option<i64>,
+    /// name
+    pub name: String,
+    /// type
+    pub kind: String,
+    /// The value as text.
+    pub value: Option<String>,
+    /// The value as sent.
+    pub value_json: Value,
+    /// timeStamp
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// A customer's credit account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreditAccountRow {
+    /// creditAccountID
+    pub credit_account_id: i64,
+    /// name
+    pub name: Option<String>,
+    /// balance (decimal text)
+    pub balance: Option<String>,
+    /// creditLimit (decimal text)
+    pub credit_limit: Option<String>,
+    /// giftCard
+    pub gift_card: Option<bool>,
+    /// archived
+    pub archived: Option<bool>,
+    /// timeStamp
+    pub updated_at: Option<DateTime<Utc>>,
+    /// The relation as sent (JSON text).
+    pub raw: String,
+}
+
+/// A custom field definition (`Customer/CustomField.json`).
+#[derive(Debug, Clone)]
+pub struct CustomFieldDefRow {
+    /// customFieldID
+    pub custom_field_id: i64,
+    /// name
+    pub name: String,
+    /// type
+    pub kind: String,
+    /// uom
+    pub uom: Option<String>,
+    /// decimalPrecision
+    pub decimal_precision: Option<i32>,
+    /// archived
+    pub archived: bool,
+    /// The record as sent.
+    pub raw: Box<RawValue>,
+}
+
+/// A customer type (`CustomerType.json`).
+#[derive(Debug, Clone)]
+pub struct CustomerTypeRow {
+    /// customerTypeID
+    pub customer_type_id: i64,
+    /// name
+    pub name: String,
+    /// taxCategoryID
+    pub tax_category_id: Option<i64>,
+    /// discountID
+    pub discount_id: Option<i64>,
+    /// The record as sent.
+    pub raw: Box<RawValue>,
 }
 
 /// One Contact address.
@@ -82,7 +172,7 @@ pub struct AddressRow {
     pub country_code: String,
 }
 
-/// Keep one row per customer ID: the newest `updated_at`, the later one on a tie.
+/// Keep one row per customer ID (the newest `updated_at`, the later one on a tie), in ID order.
 pub fn dedupe_newest(rows: Vec<CustomerRow>) -> Vec<CustomerRow> {
     let mut out: Vec<CustomerRow> = Vec::with_capacity(rows.len());
     let mut index = std::collections::HashMap::with_capacity(rows.len());
@@ -100,6 +190,9 @@ pub fn dedupe_newest(rows: Vec<CustomerRow>) -> Vec<CustomerRow> {
             }
         }
     }
+    // Pages are committed several at once and may share customers (a record edited while the walk
+    // runs shows up on two pages): rows locked in one order, by ID, cannot deadlock each other.
+    out.sort_unstable_by_key(|r| r.customer_id);
     out
 }
 
@@ -124,12 +217,22 @@ pub async fn upsert_customers(
             account_id, customer_id, first_name, last_name, title, company,
             company_registration_number, vat_number, dob, archived, credit_account_id,
             customer_type_id, discount_id, tax_category_id, no_email, no_phone, no_mail,
-            contact_updated_at, created_at, updated_at, raw, synced_at, deleted_at)
-        SELECT $1, u.* , now(), NULL
+            contact_updated_at, created_at, updated_at, raw, contact_custom, note, note_is_public,
+            tags, synced_at, deleted_at)
+        SELECT $1, u.customer_id, u.first_name, u.last_name, u.title, u.company, u.reg, u.vat,
+            u.dob, u.archived, u.credit, u.ctype, u.discount, u.tax, u.no_email, u.no_phone,
+            u.no_mail, u.contact_ts, u.created, u.updated, u.raw, u.custom, u.note, u.note_public,
+            CASE WHEN u.has_tags THEN
+                ARRAY(SELECT jsonb_array_elements_text(u.tags_json)) END,
+            now(), NULL
         FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
                     $8::text[], $9::timestamptz[], $10::bool[], $11::bigint[], $12::bigint[],
                     $13::bigint[], $14::bigint[], $15::bool[], $16::bool[], $17::bool[],
-                    $18::timestamptz[], $19::timestamptz[], $20::timestamptz[], $21::jsonb[]) AS u
+                    $18::timestamptz[], $19::timestamptz[], $20::timestamptz[], $21::jsonb[],
+                    $22::text[], $23::text[], $24::bool[], $25::bool[], $26::jsonb[])
+            AS u(customer_id, first_name, last_name, title, company, reg, vat, dob, archived,
+                 credit, ctype, discount, tax, no_email, no_phone, no_mail, contact_ts, created,
+                 updated, raw, custom, note, note_public, has_tags, tags_json)
         ON CONFLICT (account_id, customer_id) DO UPDATE SET
             first_name = excluded.first_name, last_name = excluded.last_name,
             title = excluded.title, company = excluded.company,
@@ -140,7 +243,9 @@ pub async fn upsert_customers(
             tax_category_id = excluded.tax_category_id, no_email = excluded.no_email,
             no_phone = excluded.no_phone, no_mail = excluded.no_mail,
             contact_updated_at = excluded.contact_updated_at, created_at = excluded.created_at,
-            updated_at = excluded.updated_at, raw = excluded.raw, synced_at = now(),
+            updated_at = excluded.updated_at, raw = excluded.raw,
+            contact_custom = excluded.contact_custom, note = excluded.note,
+            note_is_public = excluded.note_is_public, tags = excluded.tags, synced_at = now(),
             deleted_at = NULL
         WHERE excluded.updated_at > c.updated_at
            OR (excluded.updated_at = c.updated_at AND excluded.raw IS DISTINCT FROM c.raw)
@@ -184,6 +289,19 @@ pub async fn upsert_customers(
             .map(|r| sqlx::types::Json(r.raw.as_ref()))
             .collect::<Vec<_>>(),
     )
+    .bind(
+        rows.iter()
+            .map(|r| r.contact_custom.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(rows.iter().map(|r| r.note.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.note_is_public).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.tags.is_some()).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|r| sqlx::types::Json(r.tags.clone().unwrap_or_default()))
+            .collect::<Vec<_>>(),
+    )
     .fetch_all(&mut *conn)
     .await?;
 
@@ -220,7 +338,14 @@ async fn replace_contacts(
     ids: &[i64],
     rows: &[&CustomerRow],
 ) -> Result<(), sqlx::Error> {
-    for table in ["customer_emails", "customer_phones", "customer_addresses"] {
+    for table in [
+        "customer_emails",
+        "customer_phones",
+        "customer_addresses",
+        "customer_websites",
+        "customer_custom_fields",
+        "credit_accounts",
+    ] {
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "DELETE FROM lightspeed.{table} WHERE account_id = $1 AND customer_id = ANY($2)"
         )))
@@ -265,7 +390,261 @@ async fn replace_contacts(
         .execute(&mut *conn)
         .await?;
     }
-    insert_addresses(conn, account_id, rows).await
+    insert_addresses(conn, account_id, rows).await?;
+    insert_relations(conn, account_id, rows).await
+}
+
+/// Websites, custom field values and credit accounts of `rows` (their old rows are deleted).
+async fn insert_relations(
+    conn: &mut PgConnection,
+    account_id: i64,
+    rows: &[&CustomerRow],
+) -> Result<(), sqlx::Error> {
+    let (mut id, mut pos, mut url) = (vec![], vec![], vec![]);
+    for r in rows {
+        for (i, u) in r.websites.iter().enumerate() {
+            id.push(r.customer_id);
+            pos.push(i as i32);
+            url.push(u.clone());
+        }
+    }
+    if !id.is_empty() {
+        sqlx::query(
+            "INSERT INTO lightspeed.customer_websites (account_id, customer_id, position, url)
+             SELECT $1, * FROM UNNEST($2::bigint[], $3::int[], $4::text[])",
+        )
+        .bind(account_id)
+        .bind(id)
+        .bind(pos)
+        .bind(url)
+        .execute(&mut *conn)
+        .await?;
+    }
+    let values: Vec<(i64, &CustomFieldValueRow)> = rows
+        .iter()
+        .flat_map(|r| r.custom_fields.iter().map(|v| (r.customer_id, v)))
+        .collect();
+    if !values.is_empty() {
+        // A field listed twice for one customer keeps its last value.
+        sqlx::query(
+            "INSERT INTO lightspeed.customer_custom_fields (account_id, customer_id,
+                 custom_field_id, custom_field_value_id, name, type, value, value_json, updated_at)
+             SELECT $1, * FROM UNNEST($2::bigint[], $3::bigint[], $4::bigint[], $5::text[],
+                 $6::text[], $7::text[], $8::jsonb[], $9::timestamptz[])
+             ON CONFLICT (account_id, customer_id, custom_field_id) DO UPDATE SET
+                 custom_field_value_id = excluded.custom_field_value_id, name = excluded.name,
+                 type = excluded.type, value = excluded.value, value_json = excluded.value_json,
+                 updated_at = excluded.updated_at",
+        )
+        .bind(account_id)
+        .bind(values.iter().map(|(c, _)| *c).collect::<Vec<_>>())
+        .bind(
+            values
+                .iter()
+                .map(|(_, v)| v.custom_field_id)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            values
+                .iter()
+                .map(|(_, v)| v.custom_field_value_id)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            values
+                .iter()
+                .map(|(_, v)| v.name.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            values
+                .iter()
+                .map(|(_, v)| v.kind.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            values
+                .iter()
+                .map(|(_, v)| v.value.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            values
+                .iter()
+                .map(|(_, v)| sqlx::types::Json(&v.value_json))
+                .collect::<Vec<_>>(),
+        )
+        .bind(values.iter().map(|(_, v)| v.updated_at).collect::<Vec<_>>())
+        .execute(&mut *conn)
+        .await?;
+    }
+    let credits: Vec<(i64, &CreditAccountRow)> = rows
+        .iter()
+        .filter_map(|r| r.credit_account.as_ref().map(|c| (r.customer_id, c)))
+        .collect();
+    if !credits.is_empty() {
+        // A credit account belongs to one customer; should it move, the newer owner has it.
+        sqlx::query(
+            "INSERT INTO lightspeed.credit_accounts (account_id, customer_id, credit_account_id,
+                 name, balance, credit_limit, gift_card, archived, updated_at, raw)
+             SELECT $1, u.c, u.id, u.name, u.balance::numeric, u.credit_limit::numeric, u.gift,
+                 u.archived, u.ts, u.raw
+             FROM UNNEST($2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[],
+                 $7::bool[], $8::bool[], $9::timestamptz[], $10::jsonb[])
+                 AS u(c, id, name, balance, credit_limit, gift, archived, ts, raw)
+             ON CONFLICT (account_id, credit_account_id) DO UPDATE SET
+                 customer_id = excluded.customer_id, name = excluded.name,
+                 balance = excluded.balance, credit_limit = excluded.credit_limit,
+                 gift_card = excluded.gift_card, archived = excluded.archived,
+                 updated_at = excluded.updated_at, raw = excluded.raw",
+        )
+        .bind(account_id)
+        .bind(credits.iter().map(|(c, _)| *c).collect::<Vec<_>>())
+        .bind(
+            credits
+                .iter()
+                .map(|(_, a)| a.credit_account_id)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            credits
+                .iter()
+                .map(|(_, a)| a.name.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            credits
+                .iter()
+                .map(|(_, a)| a.balance.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            credits
+                .iter()
+                .map(|(_, a)| a.credit_limit.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(credits.iter().map(|(_, a)| a.gift_card).collect::<Vec<_>>())
+        .bind(credits.iter().map(|(_, a)| a.archived).collect::<Vec<_>>())
+        .bind(
+            credits
+                .iter()
+                .map(|(_, a)| a.updated_at)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            credits
+                .iter()
+                .map(|(_, a)| {
+                    sqlx::types::Json(serde_json::from_str::<Value>(&a.raw).unwrap_or(Value::Null))
+                })
+                .collect::<Vec<_>>(),
+        )
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Upsert a page of custom field definitions (marked seen now).
+pub async fn upsert_custom_fields(
+    conn: &mut PgConnection,
+    account_id: i64,
+    rows: &[CustomFieldDefRow],
+) -> Result<u64, sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let done = sqlx::query(
+        "INSERT INTO lightspeed.custom_fields AS f (account_id, custom_field_id, name, type, uom,
+             decimal_precision, archived, raw, synced_at, deleted_at)
+         SELECT $1, *, now(), NULL FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::text[],
+             $6::int[], $7::bool[], $8::jsonb[])
+         ON CONFLICT (account_id, custom_field_id) DO UPDATE SET name = excluded.name,
+             type = excluded.type, uom = excluded.uom,
+             decimal_precision = excluded.decimal_precision, archived = excluded.archived,
+             raw = excluded.raw, synced_at = now(), deleted_at = NULL",
+    )
+    .bind(account_id)
+    .bind(rows.iter().map(|r| r.custom_field_id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.name.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.kind.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.uom.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.decimal_precision).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.archived).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|r| sqlx::types::Json(r.raw.as_ref()))
+            .collect::<Vec<_>>(),
+    )
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Upsert a page of customer types (marked seen now).
+pub async fn upsert_customer_types(
+    conn: &mut PgConnection,
+    account_id: i64,
+    rows: &[CustomerTypeRow],
+) -> Result<u64, sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let done = sqlx::query(
+        "INSERT INTO lightspeed.customer_types (account_id, customer_type_id, name,
+             tax_category_id, discount_id, raw, synced_at, deleted_at)
+         SELECT $1, *, now(), NULL FROM UNNEST($2::bigint[], $3::text[], $4::bigint[],
+             $5::bigint[], $6::jsonb[])
+         ON CONFLICT (account_id, customer_type_id) DO UPDATE SET name = excluded.name,
+             tax_category_id = excluded.tax_category_id, discount_id = excluded.discount_id,
+             raw = excluded.raw, synced_at = now(), deleted_at = NULL",
+    )
+    .bind(account_id)
+    .bind(rows.iter().map(|r| r.customer_type_id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.name.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.tax_category_id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.discount_id).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|r| sqlx::types::Json(r.raw.as_ref()))
+            .collect::<Vec<_>>(),
+    )
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// A table of definitions walked whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Definitions {
+    /// `lightspeed.custom_fields`
+    CustomFields,
+    /// `lightspeed.customer_types`
+    CustomerTypes,
+}
+
+/// After a complete walk of `table` that started at `walk_started_at`: mark the definitions it no
+/// longer listed as deleted (customer types are deleted for good upstream). Returns how many.
+pub async fn mark_unseen_definitions_deleted(
+    conn: &mut PgConnection,
+    account_id: i64,
+    table: Definitions,
+    walk_started_at: DateTime<Utc>,
+) -> Result<u64, sqlx::Error> {
+    let table = match table {
+        Definitions::CustomFields => "custom_fields",
+        Definitions::CustomerTypes => "customer_types",
+    };
+    let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE lightspeed.{table} SET deleted_at = now()
+         WHERE account_id = $1 AND synced_at < $2 AND deleted_at IS NULL"
+    )))
+    .bind(account_id)
+    .bind(walk_started_at)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 async fn insert_addresses(

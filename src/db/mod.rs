@@ -47,6 +47,9 @@ pub enum DbError {
         #[source]
         source: sqlx::Error,
     },
+    /// `database.password_file` could not be read.
+    #[error("{0}")]
+    PasswordFile(String),
     /// A migration failed.
     #[error("migrating the database at {url}")]
     Migrate {
@@ -63,18 +66,23 @@ pub enum DbError {
 /// `LOGNAME`), else `postgres`.
 pub fn connect_options(settings: &DatabaseSettings) -> Result<PgConnectOptions, DbError> {
     let raw = settings.url.expose_secret();
-    let options = raw
+    let options = without_sslpassword(raw)
         .parse::<PgConnectOptions>()
         .map_err(|e| DbError::Unreachable {
             url: redact_url(raw),
             reason: format!("invalid database.url: {e}"),
         })?;
     let has_user = url::Url::parse(raw).is_ok_and(|u| !u.username().is_empty());
-    Ok(if has_user {
+    let options = if has_user {
         options
     } else {
         options.username(&default_user())
-    })
+    };
+    match settings.password_from_file() {
+        Ok(Some(password)) => Ok(options.password(password.expose_secret())),
+        Ok(None) => Ok(options),
+        Err(e) => Err(DbError::PasswordFile(e.to_string())),
+    }
 }
 
 /// The user name for a URL that names none.
@@ -84,6 +92,39 @@ pub fn default_user() -> String {
         .filter_map(|k| std::env::var(k).ok())
         .find(|v| !v.trim().is_empty())
         .unwrap_or_else(|| "postgres".into())
+}
+
+/// The URL without `sslpassword` parameters. The driver cannot use encrypted client keys and would
+/// log the parameter as unknown, value and all; it is dropped here with a warning that names only
+/// the parameter.
+fn without_sslpassword(url: &str) -> zeroize::Zeroizing<String> {
+    let is_sslpassword = |raw_key: &str| crate::config::url_param_name(raw_key) == "sslpassword";
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return zeroize::Zeroizing::new(url.to_string());
+    };
+    let Some(query) = parsed
+        .query()
+        .map(str::to_string)
+        .map(zeroize::Zeroizing::new)
+    else {
+        return zeroize::Zeroizing::new(url.to_string());
+    };
+    let pairs: Vec<&str> = query.split('&').collect();
+    let kept: Vec<&str> = pairs
+        .iter()
+        .copied()
+        .filter(|pair| !is_sslpassword(pair.split_once('=').map_or(pair, |(k, _)| k)))
+        .collect();
+    if kept.len() == pairs.len() {
+        return zeroize::Zeroizing::new(url.to_string());
+    }
+    tracing::warn!(
+        "database.url: the `sslpassword` parameter is ignored (encrypted client keys are not \
+         supported: give `sslkey` an unencrypted key file readable only by this service)"
+    );
+    let kept = zeroize::Zeroizing::new(kept.join("&"));
+    parsed.set_query((!kept.is_empty()).then_some(kept.as_str()));
+    zeroize::Zeroizing::new(parsed.to_string())
 }
 
 /// Open a pool and check the server answers.

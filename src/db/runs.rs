@@ -114,10 +114,10 @@ pub async fn add_page(
     Ok(())
 }
 
-/// Add requests that produced no committed page (a failed fetch, the tail of a walk); only while
-/// the run is still open.
-pub async fn add_requests(
-    pool: &PgPool,
+/// Add requests that produced no committed page (a failed fetch, the tail of a walk, an account's
+/// detail); only while the run is still open.
+pub async fn add_requests<'e>(
+    conn: impl sqlx::PgExecutor<'e>,
     run_id: i64,
     requests: i32,
     throttled: i32,
@@ -129,7 +129,7 @@ pub async fn add_requests(
     .bind(run_id)
     .bind(requests)
     .bind(throttled)
-    .execute(pool)
+    .execute(conn)
     .await?;
     Ok(())
 }

@@ -17,7 +17,7 @@ use super::TokenProvider;
 use super::error::ApiError;
 use super::guard;
 use super::pacing::Pacer;
-use super::query::{self, CustomerQuery};
+use super::query::{self, CustomerQuery, CustomerRelation};
 use super::retry::Backoff;
 use super::wire::{self, Account, AccountDetail, Customer, WireError};
 use crate::config::LightspeedSettings;
@@ -147,6 +147,8 @@ pub struct Fetched<T> {
 pub struct ApiClient {
     pub(super) inner: Arc<Inner>,
     pub(super) gates: Arc<Gates>,
+    /// `sync.customer_relations` (per clone: an engine may load fewer relations than another).
+    customer_relations: Arc<[CustomerRelation]>,
 }
 
 pub(super) struct Inner {
@@ -197,6 +199,7 @@ impl ApiClient {
                 pacers: Mutex::new(HashMap::new()),
             }),
             gates: Arc::new(Gates::new(DEFAULT_REQUESTS_IN_FLIGHT, DEFAULT_PAGES_HELD)),
+            customer_relations: CustomerRelation::ALL.into(),
         })
     }
 
@@ -226,6 +229,45 @@ impl ApiClient {
             inner.max_body = bytes;
         }
         self
+    }
+
+    /// Set the relations loaded with customers (`sync.customer_relations`; default: all of
+    /// [`CustomerRelation::ALL`]).
+    pub fn with_customer_relations(mut self, relations: Vec<CustomerRelation>) -> Self {
+        self.customer_relations = relations.into();
+        self
+    }
+
+    /// The relations loaded with customers.
+    pub fn customer_relations(&self) -> &[CustomerRelation] {
+        &self.customer_relations
+    }
+
+    /// GET one page of a list of `T` (`url` is a first-page or `next` URL, used verbatim).
+    pub async fn get_records_page<T: wire::Record>(
+        &self,
+        account_id: u64,
+        url: &Url,
+    ) -> Result<Page<T>, ApiError> {
+        let (page, stats, held) = self
+            .get_parsed_held(account_id, url, |b| wire::parse_list::<T>(b, url))
+            .await?;
+        if let Some(e) = self.foreign_next(url, page.next.as_ref()) {
+            return Err(e);
+        }
+        if page.next.as_ref() == Some(url) {
+            return Err(ApiError::Malformed {
+                url: url.clone(),
+                reason: "`next` repeats this page's URL".into(),
+            });
+        }
+        Ok(Page {
+            url: url.clone(),
+            records: page.records,
+            next: page.next,
+            stats,
+            held: Some(Arc::new(held)),
+        })
     }
 
     /// The API origin this client talks to.
@@ -351,6 +393,10 @@ impl ApiClient {
             account.id = account_id,
             url.path = url.path()
         );
+        // Pace this request at its own computed cost (its relations), not only at the last
+        // response's `X-LS-API-Request-Cost`, so a page dearer than the request before it does not
+        // overshoot the bucket; the response's header then confirms or corrects it.
+        self.pacer(account_id).expect_cost(query::request_cost(url));
         async {
             let mut stats = CallStats::default();
             let mut transient_failures = 0;

@@ -270,6 +270,14 @@ impl Pacer {
         self.changed.notify_waiters();
     }
 
+    /// The request about to be sent costs `cost` drips (computed from its URL): pace it at that
+    /// until a response reports its own `X-LS-API-Request-Cost`.
+    pub fn expect_cost(&self, cost: f64) {
+        if cost.is_finite() && cost > 0.0 {
+            self.lock().cost = cost;
+        }
+    }
+
     /// The expected cost of the next request (`X-LS-API-Request-Cost` of the last response, else 1).
     pub fn cost(&self) -> f64 {
         self.lock().cost

@@ -69,6 +69,30 @@ async fn waits_just_long_enough_for_the_bucket() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_dearer_request_is_paced_at_its_computed_cost() {
+    // The last response (a plain GET) reported cost 1 and the bucket at 8/10, drip 1/s.
+    let pacer = Pacer::new();
+    let h = headers(&[
+        ("x-ls-api-bucket-level", "8/10"),
+        ("x-ls-api-drip-rate", "1"),
+        ("x-ls-api-request-cost", "1"),
+    ]);
+    pacer.lock().observe(&h, Instant::now());
+    pacer.lock().burst_limit = 0;
+    let now = Instant::now();
+    // At cost 1 it may go now (8 + 1 + 0.5 <= 10) ...
+    assert_eq!(pacer.lock().decide(now), Decision::Go);
+    // ... but a page with every relation costs 2.6: it waits until 8 − t + 2.6 + 0.5 <= 10.
+    pacer.expect_cost(2.6);
+    match pacer.lock().decide(now) {
+        Decision::Wait(d) => assert!((d.as_secs_f64() - 1.1).abs() < 1e-6, "{d:?}"),
+        other => panic!("{other:?}"),
+    }
+    pacer.expect_cost(f64::NAN);
+    assert_eq!(pacer.cost(), 2.6, "a bad computed cost is ignored");
+}
+
+#[tokio::test(start_paused = true)]
 async fn burst_window_is_respected() {
     let t0 = Instant::now();
     let mut s = PacerState::default();

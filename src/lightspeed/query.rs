@@ -72,10 +72,27 @@ pub struct CustomerQuery {
     pub archived: Option<Archived>,
     /// `load_relations=["Contact"]`.
     pub load_contact: bool,
+    /// More relations in `load_relations` (after `Contact` when `load_contact`).
+    pub relations: Vec<CustomerRelation>,
     /// Filters on `timeStamp`.
     pub time_stamp: Option<Filter<DateTime<Utc>>>,
     /// Filters on `customerID`.
     pub customer_id: Option<Filter<u64>>,
+}
+
+impl CustomerQuery {
+    /// A query that loads `relations` (`Contact` through `load_contact`, the others after it).
+    pub fn loading(relations: &[CustomerRelation]) -> CustomerQuery {
+        CustomerQuery {
+            load_contact: relations.contains(&CustomerRelation::Contact),
+            relations: relations
+                .iter()
+                .copied()
+                .filter(|r| *r != CustomerRelation::Contact)
+                .collect(),
+            ..CustomerQuery::default()
+        }
+    }
 }
 
 /// A sortable Customer field.
@@ -166,6 +183,128 @@ impl<T: FilterValue> Filter<T> {
     }
 }
 
+/// A relation loadable with a Customer (fact sheet §5, §14) that the mirror keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CustomerRelation {
+    /// `Contact` (emails, phones, addresses, websites): one-to-one.
+    Contact,
+    /// `CustomerType`: one-to-one.
+    CustomerType,
+    /// `Note`: one-to-one.
+    Note,
+    /// `CreditAccount`: one-to-one.
+    CreditAccount,
+    /// `Tags`: one-to-many.
+    Tags,
+    /// `CustomFieldValues`: one-to-many; not part of `all`, it must be named.
+    CustomFieldValues,
+}
+
+impl CustomerRelation {
+    /// Every relation the mirror keeps: the default of `sync.customer_relations`.
+    pub const ALL: [CustomerRelation; 6] = [
+        CustomerRelation::Contact,
+        CustomerRelation::CustomerType,
+        CustomerRelation::Note,
+        CustomerRelation::CreditAccount,
+        CustomerRelation::Tags,
+        CustomerRelation::CustomFieldValues,
+    ];
+
+    /// The name in `load_relations`.
+    pub fn name(self) -> &'static str {
+        match self {
+            CustomerRelation::Contact => "Contact",
+            CustomerRelation::CustomerType => "CustomerType",
+            CustomerRelation::Note => "Note",
+            CustomerRelation::CreditAccount => "CreditAccount",
+            CustomerRelation::Tags => "Tags",
+            CustomerRelation::CustomFieldValues => "CustomFieldValues",
+        }
+    }
+
+    /// The relation called `name` (as in `load_relations`, case-sensitive).
+    pub fn parse(name: &str) -> Option<CustomerRelation> {
+        Self::ALL.into_iter().find(|r| r.name() == name)
+    }
+}
+
+/// Relations loaded by `load_relations=all` on Customer (fact sheet §5: everything but
+/// `CustomFieldValues`), with whether each is one-to-many.
+const ALL_RELATIONS: &[(&str, bool)] = &[
+    ("Contact", false),
+    ("CreditAccount", false),
+    ("CustomerType", false),
+    ("Discount", false),
+    ("Note", false),
+    ("TaxCategory", false),
+    ("Tags", true),
+];
+
+/// Whether a Customer relation is one-to-many (`Tags`, `CustomFieldValues`; the rest one-to-one).
+fn one_to_many(name: &str) -> bool {
+    matches!(
+        name,
+        "Tags" | "CustomFieldValues" | "CustomFieldValues.value"
+    )
+}
+
+/// The drip cost of a GET of `url`, computed as the 2026 model says (fact sheet §7.1, §14): 1, or 10
+/// with `count=1`; plus, for each relation in `load_relations`, 0.1 (one-to-one) or 0.2 (one-to-many)
+/// on a single record, twice that on a list endpoint (a path that does not end in `/{id}.json`).
+pub fn request_cost(url: &Url) -> f64 {
+    let mut relations: Vec<String> = Vec::new();
+    for (k, v) in url.query_pairs() {
+        match &*k {
+            "count" if matches!(v.trim(), "1" | "true") => return 10.0,
+            "load_relations" if v.trim() == "all" => {
+                relations.extend(ALL_RELATIONS.iter().map(|(n, _)| n.to_string()));
+            }
+            "load_relations" => {
+                if let Ok(names) = serde_json::from_str::<Vec<String>>(&v) {
+                    relations.extend(names);
+                }
+            }
+            _ => {}
+        }
+    }
+    relations.sort();
+    relations.dedup();
+    let single = url
+        .path()
+        .rsplit('/')
+        .next()
+        .and_then(|last| last.strip_suffix(".json"))
+        .is_some_and(|stem| !stem.is_empty() && stem.bytes().all(|b| b.is_ascii_digit()));
+    let factor = if single { 1.0 } else { 2.0 };
+    1.0 + relations
+        .iter()
+        .map(|r| if one_to_many(r) { 0.2 } else { 0.1 } * factor)
+        .sum::<f64>()
+}
+
+/// `https://api…/API/V3/Account/{id}/Customer/CustomField.json?limit=100&sort=customFieldID`: the
+/// custom field definitions, paged like customers (customer-customfield.md).
+pub fn custom_fields_url(api_base: &Url, account_id: u64) -> Url {
+    let mut url = api_url(
+        api_base,
+        &[&format!("Account/{account_id}/Customer/CustomField.json")],
+    );
+    url.set_query(Some("limit=100&sort=customFieldID"));
+    url
+}
+
+/// `https://api…/API/V3/Account/{id}/CustomerType.json?limit=100&sort=customerTypeID`
+/// (customertype.md: sortable by `customerTypeID` only).
+pub fn customer_types_url(api_base: &Url, account_id: u64) -> Url {
+    let mut url = api_url(
+        api_base,
+        &[&format!("Account/{account_id}/CustomerType.json")],
+    );
+    url.set_query(Some("limit=100&sort=customerTypeID"));
+    url
+}
+
 impl CustomerQuery {
     fn pairs(&self) -> Vec<(&'static str, String)> {
         let mut pairs = Vec::new();
@@ -192,8 +331,18 @@ impl CustomerQuery {
             };
             pairs.push(("archived", v.to_string()));
         }
+        let mut names: Vec<&str> = Vec::new();
         if self.load_contact {
-            pairs.push(("load_relations", r#"["Contact"]"#.to_string()));
+            names.push(CustomerRelation::Contact.name());
+        }
+        for r in &self.relations {
+            if !names.contains(&r.name()) {
+                names.push(r.name());
+            }
+        }
+        if !names.is_empty() {
+            let quoted: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+            pairs.push(("load_relations", format!("[{}]", quoted.join(","))));
         }
         if let Some(f) = &self.customer_id {
             pairs.push(("customerID", f.render()));
@@ -250,6 +399,7 @@ mod tests {
             }),
             archived: Some(Archived::Include),
             load_contact: true,
+            relations: vec![],
             time_stamp: Some(Filter::Ge(
                 Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
             )),
@@ -290,6 +440,47 @@ mod tests {
             t(Filter::In(vec![1, 2, 3])),
             "customerID=IN%2C%5B1%2C2%2C3%5D"
         );
+    }
+
+    #[test]
+    fn relations_and_their_cost() {
+        let q = CustomerQuery {
+            limit: Some(100),
+            load_contact: true,
+            relations: CustomerRelation::ALL.to_vec(),
+            ..Default::default()
+        };
+        let url = customers_url(&base(), 7, &q);
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        assert!(
+            pairs.contains(&(
+                "load_relations".into(),
+                r#"["Contact","CustomerType","Note","CreditAccount","Tags","CustomFieldValues"]"#
+                    .into()
+            ))
+        );
+        // A list: 1 + 4 one-to-one × 0.2 + 2 one-to-many × 0.4.
+        assert!((request_cost(&url) - 2.6).abs() < 1e-9);
+        let plain = customers_url(&base(), 7, &CustomerQuery::default());
+        assert_eq!(request_cost(&plain), 1.0);
+        let single = Url::parse(
+            "https://x/API/V3/Account/7/Customer/5.json?load_relations=%5B%22Contact%22%5D",
+        )
+        .unwrap();
+        assert!((request_cost(&single) - 1.1).abs() < 1e-9);
+        let all =
+            Url::parse("https://x/API/V3/Account/7/Customer.json?load_relations=all").unwrap();
+        assert!((request_cost(&all) - (1.0 + 6.0 * 0.2 + 0.4)).abs() < 1e-9);
+        let count = Url::parse("https://x/API/V3/Account/7/Customer.json?count=1").unwrap();
+        assert_eq!(request_cost(&count), 10.0);
+        assert_eq!(
+            CustomerRelation::parse("Tags"),
+            Some(CustomerRelation::Tags)
+        );
+        assert_eq!(CustomerRelation::parse("tags"), None);
     }
 
     #[test]

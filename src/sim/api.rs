@@ -21,6 +21,8 @@ enum Route {
     Account(u64),
     Customers(u64),
     Customer(u64, u64),
+    CustomFields(u64),
+    CustomerTypes(u64),
 }
 
 impl Route {
@@ -34,6 +36,8 @@ impl Route {
             ["Account"] => Route::Accounts,
             ["Account", a] => Route::Account(id(a)?),
             ["Account", a, "Customer"] => Route::Customers(id(a)?),
+            ["Account", a, "Customer", "CustomField"] => Route::CustomFields(id(a)?),
+            ["Account", a, "CustomerType"] => Route::CustomerTypes(id(a)?),
             ["Account", a, "Customer", c] => Route::Customer(id(a)?, id(c)?),
             _ => return None,
         };
@@ -43,13 +47,19 @@ impl Route {
     fn account(self) -> Option<u64> {
         match self {
             Route::Accounts => None,
-            Route::Account(a) | Route::Customers(a) | Route::Customer(a, _) => Some(a),
+            Route::Account(a)
+            | Route::Customers(a)
+            | Route::Customer(a, _)
+            | Route::CustomFields(a)
+            | Route::CustomerTypes(a) => Some(a),
         }
     }
 
     fn xml_root(self) -> &'static str {
         match self {
             Route::Accounts | Route::Account(_) => "Accounts",
+            Route::CustomFields(_) => "CustomFields",
+            Route::CustomerTypes(_) => "CustomerTypes",
             _ => "Customers",
         }
     }
@@ -178,6 +188,26 @@ fn authenticate(sh: &Shared, headers: &HeaderMap) -> Result<u64, Box<Response>> 
 
 fn serve(sh: &Shared, route: Route, account: u64, uri: &Uri, headers: &HeaderMap) -> Out {
     let lock = &sh.data[&account];
+    if let Route::CustomFields(_) | Route::CustomerTypes(_) = route {
+        let acct = lock.read().expect("account lock");
+        let (key, records): (&str, Vec<(u64, String)>) = match route {
+            Route::CustomFields(_) => (
+                "CustomField",
+                acct.fields
+                    .iter()
+                    .map(|d| (d.id, json::custom_field(d)))
+                    .collect(),
+            ),
+            _ => (
+                "CustomerType",
+                acct.types
+                    .values()
+                    .map(|t| (t.id, json::customer_type(t)))
+                    .collect(),
+            ),
+        };
+        return definitions_page(sh, headers, uri, key, records);
+    }
     let q = match query::parse(uri.query().unwrap_or("")) {
         Ok(q) => q,
         Err(msg) => return Out::error(400, &msg, "Exception", 1.0),
@@ -198,7 +228,11 @@ fn serve(sh: &Shared, route: Route, account: u64, uri: &Uri, headers: &HeaderMap
         ),
         Route::Customer(_, id) => match acct.get(id) {
             Some(e) => Out::ok(
-                json::counted(1, "Customer", Some(e.json(q.contact))),
+                json::counted(
+                    1,
+                    "Customer",
+                    Some(&e.render(q.rels, &acct.types, &acct.fields)),
+                ),
                 q.cost(false),
             ),
             None => Out::error(
@@ -211,6 +245,7 @@ fn serve(sh: &Shared, route: Route, account: u64, uri: &Uri, headers: &HeaderMap
         Route::Customers(_) if q.count => {
             Out::ok(json::counted(q.count_in(&acct), "Customer", None), 10.0)
         }
+        Route::CustomFields(_) | Route::CustomerTypes(_) => unreachable!("served above"),
         Route::Customers(_) => {
             let page = q.run(&acct, sh.cfg.tie_break);
             let base = base_url(sh, headers);
@@ -223,6 +258,80 @@ fn serve(sh: &Shared, route: Route, account: u64, uri: &Uri, headers: &HeaderMap
             Out::ok(json::page(&next, &previous, &page.records), q.cost(true))
         }
     }
+}
+
+/// A page of definitions (records sorted by ID): `limit` (default and at most 100) and the cursor
+/// `after` (base64 of `[id]`, as the customer cursors); `next` carries the other parameters.
+fn definitions_page(
+    sh: &Shared,
+    headers: &HeaderMap,
+    uri: &Uri,
+    key: &str,
+    records: Vec<(u64, String)>,
+) -> Out {
+    use base64::Engine as _;
+    let (mut limit, mut after, mut carry) = (100usize, 0u64, Vec::new());
+    for (k, v) in url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
+        match &*k {
+            "limit" => match v.trim().parse::<usize>() {
+                Ok(0) => {}
+                Ok(n) if n <= 100 => limit = n,
+                _ => {
+                    return Out::error(
+                        400,
+                        &format!("Invalid limit value '{v}'."),
+                        "Exception",
+                        1.0,
+                    );
+                }
+            },
+            "after" => {
+                let id = base64::engine::general_purpose::STANDARD
+                    .decode(v.trim().replace(' ', "+"))
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<Vec<serde_json::Value>>(&b).ok())
+                    .and_then(|a| {
+                        a.first()
+                            .and_then(|x| x.as_u64().or_else(|| x.as_str()?.parse().ok()))
+                    });
+                match id {
+                    Some(id) => after = id,
+                    None => {
+                        return Out::error(
+                            400,
+                            &format!("Invalid cursor '{v}'."),
+                            "Exception",
+                            1.0,
+                        );
+                    }
+                }
+            }
+            _ => carry.push(format!(
+                "{}={}",
+                url::form_urlencoded::byte_serialize(k.as_bytes()).collect::<String>(),
+                url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()
+            )),
+        }
+    }
+    let rest: Vec<&(u64, String)> = records.iter().filter(|(id, _)| *id > after).collect();
+    let page: Vec<String> = rest.iter().take(limit).map(|(_, r)| r.clone()).collect();
+    let next = match (rest.len() > limit, rest.get(limit.saturating_sub(1))) {
+        (true, Some((last, _))) => {
+            let cursor = base64::engine::general_purpose::STANDARD.encode(format!("[{last}]"));
+            let mut u = format!("{}{}?", base_url(sh, headers), uri.path());
+            for c in &carry {
+                u.push_str(c);
+                u.push('&');
+            }
+            u.push_str(&format!(
+                "limit={limit}&after={}",
+                url::form_urlencoded::byte_serialize(cursor.as_bytes()).collect::<String>()
+            ));
+            u
+        }
+        _ => String::new(),
+    };
+    Out::ok(json::list_page(key, &next, "", &page), 1.0)
 }
 
 fn base_url(sh: &Shared, headers: &HeaderMap) -> String {

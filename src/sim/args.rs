@@ -60,6 +60,10 @@ pub struct SimArgs {
     /// Serve `Account/{id}.json` wrapped in an `Account` object (default: the documented bare shape).
     #[arg(long)]
     pub wrapped_account_detail: bool,
+    /// Edits of a customer's relations (custom fields, note, credit balance, tags) also move the
+    /// customer's timeStamp (default: they do not).
+    #[arg(long)]
+    pub relation_edits_bump_timestamp: bool,
     /// OAuth client ID.
     #[arg(long, default_value = "sim-client-id")]
     pub client_id: String,
@@ -91,6 +95,7 @@ impl From<SimArgs> for SimConfig {
             mutations_per_sec: a.mutations_per_sec,
             shared_timestamp: a.shared_timestamp,
             wrapped_account_detail: a.wrapped_account_detail,
+            relation_edits_bump_timestamp: a.relation_edits_bump_timestamp,
             client_id: a.client_id,
             client_secret: a.client_secret,
             redirect_uri: a.redirect_uri,

@@ -41,6 +41,228 @@ pub(crate) struct Customer {
     pub discount_id: u64,
     pub tax_category_id: u64,
     pub contact: Contact,
+    pub note: Note,
+    pub credit: Option<Credit>,
+    pub tags: Vec<String>,
+    pub custom_fields: Vec<FieldValue>,
+}
+
+/// The `Note` relation (the 2019 recording: present, `note` `""`, even when nothing was written).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Note {
+    pub text: String,
+    pub is_public: bool,
+    pub time_stamp: i64,
+}
+
+/// A customer's credit account; money in cents.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Credit {
+    pub id: u64,
+    pub balance_cents: i64,
+    pub limit_cents: i64,
+    pub time_stamp: i64,
+}
+
+/// A custom field value: text for the scalar types, choice IDs for the choice types.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum FieldVal {
+    Text(String),
+    Choices(Vec<u64>),
+}
+
+/// One `CustomFieldValue` of a customer; `deleted` ones are still served (with `deleted` true).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct FieldValue {
+    pub field_id: u64,
+    pub value_id: u64,
+    pub val: FieldVal,
+    pub time_stamp: i64,
+    pub deleted: bool,
+}
+
+/// A custom field definition (`Customer/CustomField.json`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct FieldDef {
+    pub id: u64,
+    pub name: String,
+    pub kind: &'static str,
+    pub uom: &'static str,
+    pub archived: bool,
+    pub choices: Vec<(u64, String)>,
+}
+
+/// A customer type (`CustomerType.json`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct TypeDef {
+    pub id: u64,
+    pub name: String,
+    pub tax_category_id: u64,
+    pub discount_id: u64,
+}
+
+/// The custom fields every simulated account defines: one of each of the 11 types
+/// (customer-customfield.md), choices numbered across fields.
+pub(crate) fn field_defs() -> Vec<FieldDef> {
+    let choices = |first: u64, names: &[&str]| -> Vec<(u64, String)> {
+        names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (first + i as u64, n.to_string()))
+            .collect()
+    };
+    let def = |id: u64, name: &str, kind: &'static str, uom: &'static str| FieldDef {
+        id,
+        name: name.into(),
+        kind,
+        uom,
+        archived: false,
+        choices: Vec::new(),
+    };
+    vec![
+        FieldDef {
+            choices: choices(1, &["Bronze", "Silver", "Gold"]),
+            ..def(1, "Loyalty tier", "single_choice", "")
+        },
+        FieldDef {
+            choices: choices(4, &["Running", "Cycling", "Swimming", "Yoga"]),
+            ..def(2, "Interests", "multi_choice", "")
+        },
+        def(3, "Store of origin", "string", ""),
+        def(4, "Staff notes", "text", ""),
+        def(5, "Homepage", "url", ""),
+        def(6, "Billing email", "email", ""),
+        def(7, "Last fitting", "datetime", ""),
+        def(8, "Birthday", "date", ""),
+        def(9, "Newsletter opt-in", "boolean", ""),
+        def(10, "Visits", "integer", ""),
+        def(11, "Shoe size", "float", "EU"),
+        FieldDef {
+            archived: true,
+            ..def(12, "Old fax opt-in", "boolean", "")
+        },
+    ]
+}
+
+/// The customer types every simulated account defines (customertype.md's sample names among them).
+pub(crate) fn type_defs() -> Vec<TypeDef> {
+    [
+        (1, "Retail", 0, 0),
+        (2, "Wholesale", 1, 3),
+        (3, "Staff", 0, 1),
+        (4, "VIP", 0, 2),
+        (5, "Loyalty", 0, 1),
+    ]
+    .into_iter()
+    .map(|(id, name, tax, discount)| TypeDef {
+        id,
+        name: name.into(),
+        tax_category_id: tax,
+        discount_id: discount,
+    })
+    .collect()
+}
+
+const TAGS: &[&str] = &[
+    "vip",
+    "newsletter",
+    "wholesale",
+    "staff",
+    "webstore",
+    "local",
+];
+const STORES: &[&str] = &["Downtown", "Harbour", "Airport", "Online"];
+
+/// A random value for field `def` of customer `id`.
+pub(crate) fn field_value(rng: &mut SmallRng, def: &FieldDef, id: u64, now: i64) -> FieldVal {
+    let text = match def.kind {
+        "single_choice" => {
+            return FieldVal::Choices(vec![def.choices[rng.random_range(0..def.choices.len())].0]);
+        }
+        "multi_choice" => {
+            let n = rng.random_range(1..=def.choices.len().min(3));
+            let mut picked: Vec<u64> = rand::seq::index::sample(rng, def.choices.len(), n)
+                .into_iter()
+                .map(|i| def.choices[i].0)
+                .collect();
+            picked.sort_unstable();
+            return FieldVal::Choices(picked);
+        }
+        "string" => pick(rng, STORES).to_string(),
+        "text" => format!(
+            "Prefers {} fittings; call before delivery.",
+            pick(rng, TITLES)
+        ),
+        "url" => format!("https://example.com/people/{id}"),
+        "email" => format!("billing.{id}@example.com"),
+        "datetime" => super::json::ts(now - rng.random_range(0..SIX_YEARS)),
+        "date" => {
+            let t = GEN_NOW - rng.random_range(18 * 365..80 * 365) * 86_400;
+            super::json::ts(t)[..10].to_string()
+        }
+        "boolean" => if rng.random_bool(0.5) {
+            "true"
+        } else {
+            "false"
+        }
+        .to_string(),
+        "integer" => rng.random_range(0..200).to_string(),
+        _ => format!(
+            "{}.{}",
+            rng.random_range(35..48),
+            [0, 5][rng.random_range(0..2)]
+        ),
+    };
+    FieldVal::Text(text)
+}
+
+/// The relations beyond Contact, drawn after everything else so older fields keep their values.
+fn relations(rng: &mut SmallRng, c: &mut Customer) {
+    let notes = [
+        "Prefers email over phone.",
+        "Allergic to latex gloves.",
+        "Pays by invoice, net 30.",
+        "Ask about the loyalty card.",
+    ];
+    c.note = Note {
+        text: if rng.random_bool(0.25) {
+            notes[rng.random_range(0..notes.len())].to_string()
+        } else {
+            String::new()
+        },
+        is_public: rng.random_bool(0.3),
+        time_stamp: rng.random_range(c.create_time..=c.time_stamp),
+    };
+    if c.credit_account_id != 0 {
+        // One credit account per customer: its ID is the customer's (unique in the account).
+        c.credit_account_id = c.id;
+        c.credit = Some(Credit {
+            id: c.id,
+            balance_cents: rng.random_range(-20_000..50_000),
+            limit_cents: [0, 50_000, 100_000][rng.random_range(0..3)],
+            time_stamp: rng.random_range(c.create_time..=c.time_stamp),
+        });
+    }
+    let n_tags = [0, 0, 0, 1, 1, 2, 3][rng.random_range(0..7)];
+    c.tags = rand::seq::index::sample(rng, TAGS.len(), n_tags)
+        .into_iter()
+        .map(|i| TAGS[i].to_string())
+        .collect();
+    let mut value_id = c.id * 100;
+    for def in field_defs() {
+        if def.archived || !rng.random_bool(0.3) {
+            continue;
+        }
+        value_id += 1;
+        let val = field_value(rng, &def, c.id, c.time_stamp);
+        c.custom_fields.push(FieldValue {
+            field_id: def.id,
+            value_id,
+            val,
+            time_stamp: rng.random_range(c.create_time..=c.time_stamp),
+            deleted: rng.random_bool(0.05),
+        });
+    }
 }
 
 /// A customer's Contact relation.
@@ -92,7 +314,9 @@ pub(crate) fn generate(rng: &mut SmallRng, n: usize, shared: usize) -> Vec<Custo
             let created = GEN_NOW - SIX_YEARS
                 + (id as i64 * SIX_YEARS / (n as i64 + 1))
                 + rng.random_range(0..3_600);
-            customer(rng, id, created, &imports)
+            let mut c = customer(rng, id, created, &imports);
+            relations(rng, &mut c);
+            c
         })
         .collect();
     if shared > 0 && !out.is_empty() {
@@ -102,6 +326,13 @@ pub(crate) fn generate(rng: &mut SmallRng, n: usize, shared: usize) -> Vec<Custo
             c.time_stamp = t;
             c.create_time = c.create_time.min(t);
             c.contact.time_stamp = c.contact.time_stamp.min(t);
+            c.note.time_stamp = c.note.time_stamp.min(t);
+            if let Some(k) = c.credit.as_mut() {
+                k.time_stamp = k.time_stamp.min(t);
+            }
+            for v in &mut c.custom_fields {
+                v.time_stamp = v.time_stamp.min(t);
+            }
         }
     }
     out
@@ -176,6 +407,10 @@ fn customer(rng: &mut SmallRng, id: u64, created: i64, imports: &[i64]) -> Custo
             0
         },
         contact,
+        note: Note::default(),
+        credit: None,
+        tags: Vec::new(),
+        custom_fields: Vec::new(),
     }
 }
 
@@ -279,6 +514,7 @@ pub(crate) fn random_name(rng: &mut SmallRng, first: bool) -> String {
 /// A brand-new customer created at `now`.
 pub(crate) fn new_customer(rng: &mut SmallRng, id: u64, now: i64) -> Customer {
     let mut c = customer(rng, id, now, &[]);
+    relations(rng, &mut c);
     c.archived = false;
     c.create_time = now;
     c.time_stamp = now;

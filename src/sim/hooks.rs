@@ -8,7 +8,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
-use super::data::Dob;
+use super::data::{Dob, FieldVal};
 use super::{Fault, Mutation, Simulator, TokenPair, mutations};
 
 /// Counters since start (a snapshot).
@@ -103,6 +103,76 @@ pub struct TruthCustomer {
     pub phones: Vec<(String, String)>,
     /// Addresses.
     pub addresses: Vec<TruthAddress>,
+    /// `Contact.custom`.
+    pub contact_custom: String,
+    /// `Contact.Websites` URLs.
+    pub websites: Vec<String>,
+    /// `customerTypeID` (`None` for 0).
+    pub customer_type_id: Option<u64>,
+    /// `creditAccountID` (`None` for 0).
+    pub credit_account_id: Option<u64>,
+    /// `Note.note`.
+    pub note: String,
+    /// `Note.isPublic`.
+    pub note_is_public: bool,
+    /// Tag names, in order.
+    pub tags: Vec<String>,
+    /// The credit account, if any.
+    pub credit: Option<TruthCredit>,
+    /// Custom field values that are set and not deleted, by field ID.
+    pub custom_fields: Vec<TruthCustomField>,
+}
+
+/// A credit account of a [`TruthCustomer`]; money in cents.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TruthCredit {
+    /// `creditAccountID`.
+    pub id: u64,
+    /// `balance`, in cents.
+    pub balance_cents: i64,
+    /// `creditLimit`, in cents.
+    pub limit_cents: i64,
+    /// `timeStamp`.
+    pub updated: DateTime<Utc>,
+}
+
+/// A custom field value of a [`TruthCustomer`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TruthCustomField {
+    /// `customFieldID`.
+    pub field_id: u64,
+    /// The field's `name`.
+    pub name: String,
+    /// The field's `type`.
+    pub kind: String,
+    /// The value as text; choice types: the choices' names joined by `", "`.
+    pub value: String,
+    /// The chosen `customFieldChoiceID`s (choice types), in order.
+    pub choice_ids: Vec<u64>,
+    /// `timeStamp`.
+    pub updated: DateTime<Utc>,
+}
+
+/// A custom field definition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TruthFieldDef {
+    /// `customFieldID`.
+    pub id: u64,
+    /// `name`.
+    pub name: String,
+    /// `type`.
+    pub kind: String,
+    /// `archived`.
+    pub archived: bool,
+}
+
+/// A customer type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TruthType {
+    /// `customerTypeID`.
+    pub id: u64,
+    /// `name`.
+    pub name: String,
 }
 
 fn at(t: i64) -> DateTime<Utc> {
@@ -160,8 +230,46 @@ impl Simulator {
         let now = self.shared.clock.wall();
         let mut rng = self.shared.rng.lock().expect("rng lock");
         let mut acct = self.account(account)?.write().expect("account lock");
-        mutations::apply(&mut acct, m, &mut rng, now)
+        let bump = self.shared.relation_bump.load(Ordering::Relaxed);
+        mutations::apply(&mut acct, m, &mut rng, now, bump)
             .with_context(|| format!("{m:?}: no such customer in account {account}"))
+    }
+
+    /// Whether relation edits ([`Mutation::RelationEdit`]) move `Customer.timeStamp` from now on.
+    pub fn set_relation_edits_bump_timestamp(&self, bump: bool) {
+        self.shared.relation_bump.store(bump, Ordering::Relaxed);
+    }
+
+    /// The custom field definitions of `account`, by ID.
+    pub fn truth_custom_fields(&self, account: u64) -> Vec<TruthFieldDef> {
+        let Ok(lock) = self.account(account) else {
+            return Vec::new();
+        };
+        let acct = lock.read().expect("account lock");
+        acct.fields
+            .iter()
+            .map(|d| TruthFieldDef {
+                id: d.id,
+                name: d.name.clone(),
+                kind: d.kind.to_string(),
+                archived: d.archived,
+            })
+            .collect()
+    }
+
+    /// The customer types of `account` (deleted ones absent), by ID.
+    pub fn truth_customer_types(&self, account: u64) -> Vec<TruthType> {
+        let Ok(lock) = self.account(account) else {
+            return Vec::new();
+        };
+        let acct = lock.read().expect("account lock");
+        acct.types
+            .values()
+            .map(|t| TruthType {
+                id: t.id,
+                name: t.name.clone(),
+            })
+            .collect()
     }
 
     /// Serve `fault` on the next API request (queued: several calls hit successive requests).
@@ -200,13 +308,60 @@ impl Simulator {
             return Vec::new();
         };
         let acct = lock.read().expect("account lock");
-        acct.all().map(|e| truth_of(&e.c)).collect()
+        acct.all().map(|e| truth_of(&e.c, &acct.fields)).collect()
     }
 }
 
-fn truth_of(c: &super::data::Customer) -> TruthCustomer {
+fn truth_of(c: &super::data::Customer, defs: &[super::data::FieldDef]) -> TruthCustomer {
     let k = &c.contact;
+    let nonzero = |v: u64| (v != 0).then_some(v);
     TruthCustomer {
+        contact_custom: k.custom.clone(),
+        websites: k.websites.clone(),
+        customer_type_id: nonzero(c.customer_type_id),
+        credit_account_id: nonzero(c.credit_account_id),
+        note: c.note.text.clone(),
+        note_is_public: c.note.is_public,
+        tags: c.tags.clone(),
+        credit: c.credit.as_ref().map(|k| TruthCredit {
+            id: k.id,
+            balance_cents: k.balance_cents,
+            limit_cents: k.limit_cents,
+            updated: at(k.time_stamp),
+        }),
+        custom_fields: {
+            let mut v: Vec<TruthCustomField> = c
+                .custom_fields
+                .iter()
+                .filter(|v| !v.deleted)
+                .map(|v| {
+                    let def = defs.iter().find(|d| d.id == v.field_id);
+                    let (value, choice_ids) = match &v.val {
+                        FieldVal::Text(t) => (t.clone(), vec![]),
+                        FieldVal::Choices(ids) => {
+                            let names: Vec<String> = ids
+                                .iter()
+                                .map(|id| {
+                                    def.and_then(|d| d.choices.iter().find(|(c, _)| c == id))
+                                        .map_or(String::new(), |(_, n)| n.clone())
+                                })
+                                .collect();
+                            (names.join(", "), ids.clone())
+                        }
+                    };
+                    TruthCustomField {
+                        field_id: v.field_id,
+                        name: def.map_or(String::new(), |d| d.name.clone()),
+                        kind: def.map_or("string".into(), |d| d.kind.to_string()),
+                        value,
+                        choice_ids,
+                        updated: at(v.time_stamp),
+                    }
+                })
+                .collect();
+            v.sort_by_key(|f| f.field_id);
+            v
+        },
         id: c.id,
         first_name: c.first_name.clone(),
         last_name: c.last_name.clone(),

@@ -5,7 +5,21 @@
 
 use chrono::DateTime;
 
-use super::data::{Address, Contact, Customer, Dob};
+use super::data::{
+    Address, Contact, Credit, Customer, Dob, FieldDef, FieldVal, FieldValue, Note, TypeDef,
+};
+
+/// The relations of a Customer request, as bits (`load_relations`).
+pub(crate) mod rel {
+    pub(crate) const CONTACT: u16 = 1;
+    pub(crate) const CUSTOMER_TYPE: u16 = 2;
+    pub(crate) const NOTE: u16 = 4;
+    pub(crate) const CREDIT_ACCOUNT: u16 = 8;
+    pub(crate) const TAGS: u16 = 16;
+    pub(crate) const CUSTOM_FIELD_VALUES: u16 = 32;
+    pub(crate) const DISCOUNT: u16 = 64;
+    pub(crate) const TAX_CATEGORY: u16 = 128;
+}
 
 /// `2019-04-29T08:40:04+00:00` for Unix seconds `t`.
 pub(crate) fn ts(t: i64) -> String {
@@ -50,7 +64,188 @@ fn bool_str(b: bool) -> &'static str {
 
 /// One customer object; with its `Contact` when `with_contact`.
 pub(crate) fn customer(c: &Customer, with_contact: bool) -> String {
-    let mut o = String::with_capacity(if with_contact { 900 } else { 450 });
+    let mut o = customer_open(c);
+    if with_contact {
+        o.push_str(&contact_fragment(c));
+    }
+    o.push('}');
+    o
+}
+
+/// `,"Contact":{…}`.
+pub(crate) fn contact_fragment(c: &Customer) -> String {
+    let mut o = String::with_capacity(450);
+    o.push_str(",\"Contact\":");
+    contact(&mut o, &c.contact, c.id.is_multiple_of(2));
+    o
+}
+
+/// `,"Note":{note, isPublic, timeStamp}` (fact sheet §6.1; the 2019 recording).
+pub(crate) fn note_fragment(n: &Note) -> String {
+    let mut o = String::from(",\"Note\":{");
+    field(&mut o, "note", &n.text);
+    field(&mut o, "isPublic", bool_str(n.is_public));
+    field(&mut o, "timeStamp", &ts(n.time_stamp));
+    o.push('}');
+    o
+}
+
+/// Cents as the API writes money: `"0"`, `"12.5"`, `"-3.25"`.
+pub(crate) fn money(cents: i64) -> String {
+    let sign = if cents < 0 { "-" } else { "" };
+    let (whole, frac) = (cents.abs() / 100, cents.abs() % 100);
+    match frac {
+        0 => format!("{sign}{whole}"),
+        f if f % 10 == 0 => format!("{sign}{whole}.{}", f / 10),
+        f => format!("{sign}{whole}.{f:02}"),
+    }
+}
+
+/// `,"CreditAccount":{…}` in the fields of creditaccount.md's samples; nothing when the customer
+/// has none (no source shows that case: an absent key is what the parser expects least of all, so
+/// the simulator sends it).
+pub(crate) fn credit_fragment(k: Option<&Credit>, customer_id: u64) -> String {
+    let Some(k) = k else { return String::new() };
+    let mut o = String::from(",\"CreditAccount\":{");
+    field(&mut o, "creditAccountID", &k.id.to_string());
+    field(&mut o, "name", "Customer Credit Account");
+    field(&mut o, "code", "");
+    field(&mut o, "creditLimit", &money(k.limit_cents));
+    field(&mut o, "description", "");
+    field(&mut o, "giftCard", "false");
+    field(&mut o, "archived", "false");
+    field(&mut o, "timeStamp", &ts(k.time_stamp));
+    field(&mut o, "customerID", &customer_id.to_string());
+    field(&mut o, "balance", &money(k.balance_cents));
+    o.push('}');
+    o
+}
+
+/// `,"Tags":""` or `,"Tags":{"@attributes":{"count":"N"},"tag":one-or-many}`: the shape Lightspeed
+/// gives `Tags` on an Item; on a Customer no sample shows a non-empty one (fact sheet §14).
+pub(crate) fn tags_fragment(tags: &[String]) -> String {
+    let mut o = String::from(",\"Tags\":");
+    if tags.is_empty() {
+        o.push_str("\"\"");
+        return o;
+    }
+    o.push_str(&format!(
+        "{{\"@attributes\":{{\"count\":\"{}\"}},\"tag\":",
+        tags.len()
+    ));
+    one_or_many(&mut o, tags, |o, t| push_str(o, t));
+    o.push('}');
+    o
+}
+
+/// `,"CustomerType":{…}` (customertype.md's fields), nothing when the customer has none or its
+/// type was deleted.
+pub(crate) fn customer_type_fragment(t: Option<&TypeDef>) -> String {
+    match t {
+        Some(t) => format!(",\"CustomerType\":{}", customer_type(t)),
+        None => String::new(),
+    }
+}
+
+/// One `CustomerType` record.
+pub(crate) fn customer_type(t: &TypeDef) -> String {
+    let mut o = String::from("{");
+    field(&mut o, "customerTypeID", &t.id.to_string());
+    field(&mut o, "name", &t.name);
+    field(&mut o, "taxCategoryID", &t.tax_category_id.to_string());
+    field(&mut o, "discountID", &t.discount_id.to_string());
+    o.push('}');
+    o
+}
+
+/// One `CustomField` definition (customer-customfield.md's sample).
+pub(crate) fn custom_field(d: &FieldDef) -> String {
+    let mut o = String::from("{");
+    field(&mut o, "customFieldID", &d.id.to_string());
+    field(&mut o, "type", d.kind);
+    field(&mut o, "name", &d.name);
+    field(&mut o, "uom", d.uom);
+    field(
+        &mut o,
+        "decimalPrecision",
+        if d.kind == "float" { "1" } else { "0" },
+    );
+    field(&mut o, "archived", bool_str(d.archived));
+    o.push('}');
+    o
+}
+
+/// `,"CustomFieldValues":""` or `,"CustomFieldValues":{"CustomFieldValue":one-or-many}` (the
+/// container convention of fact sheet §4.1; fields of customer-customfield.md). Choice values are
+/// choice objects (customer-customfield-customfieldchoice.md): one object for `single_choice`,
+/// `{"CustomFieldChoice": one-or-many}` for `multi_choice` (no source shows either: the parser reads
+/// both and a bare array).
+pub(crate) fn custom_values_fragment(values: &[FieldValue], defs: &[FieldDef]) -> String {
+    let mut o = String::from(",\"CustomFieldValues\":");
+    if values.is_empty() {
+        o.push_str("\"\"");
+        return o;
+    }
+    o.push_str("{\"CustomFieldValue\":");
+    one_or_many(&mut o, values, |o, v| {
+        let def = defs.iter().find(|d| d.id == v.field_id);
+        o.push('{');
+        field(o, "customFieldValueID", &v.value_id.to_string());
+        field(o, "name", def.map_or("", |d| d.name.as_str()));
+        field(o, "type", def.map_or("string", |d| d.kind));
+        field(o, "customFieldID", &v.field_id.to_string());
+        field(o, "deleted", bool_str(v.deleted));
+        field(o, "timeStamp", &ts(v.time_stamp));
+        o.push_str(",\"value\":");
+        match &v.val {
+            FieldVal::Text(t) => push_str(o, t),
+            FieldVal::Choices(ids) => {
+                let choice = |o: &mut String, id: &u64| {
+                    let name = def
+                        .and_then(|d| d.choices.iter().find(|(c, _)| c == id))
+                        .map_or("", |(_, n)| n.as_str());
+                    o.push('{');
+                    field(o, "customFieldChoiceID", &id.to_string());
+                    field(o, "name", name);
+                    field(o, "value", "");
+                    field(o, "canBeDeleted", "false");
+                    field(o, "customFieldID", &v.field_id.to_string());
+                    o.push('}');
+                };
+                if def.is_some_and(|d| d.kind == "multi_choice") {
+                    o.push_str("{\"CustomFieldChoice\":");
+                    one_or_many(o, ids, choice);
+                    o.push('}');
+                } else if let Some(id) = ids.first() {
+                    choice(o, id);
+                } else {
+                    o.push_str("\"\"");
+                }
+            }
+        }
+        o.push('}');
+    });
+    o.push('}');
+    o
+}
+
+/// A list page of any resource: `{"@attributes":{"next","previous"},"<key>":one-or-many}`.
+pub(crate) fn list_page(key: &str, next: &str, previous: &str, records: &[String]) -> String {
+    let mut o = String::from("{\"@attributes\":{");
+    field(&mut o, "next", next);
+    field(&mut o, "previous", previous);
+    o.push('}');
+    if !records.is_empty() {
+        o.push_str(&format!(",\"{key}\":"));
+        one_or_many(&mut o, records, |o, r| o.push_str(r));
+    }
+    o.push('}');
+    o
+}
+
+/// The customer's own fields, as an unclosed object (`{"customerID":…,"taxCategoryID":"0"`).
+pub(crate) fn customer_open(c: &Customer) -> String {
+    let mut o = String::with_capacity(1200);
     o.push('{');
     field(&mut o, "customerID", &c.id.to_string());
     field(&mut o, "firstName", &c.first_name);
@@ -71,11 +266,6 @@ pub(crate) fn customer(c: &Customer, with_contact: bool) -> String {
     field(&mut o, "customerTypeID", &c.customer_type_id.to_string());
     field(&mut o, "discountID", &c.discount_id.to_string());
     field(&mut o, "taxCategoryID", &c.tax_category_id.to_string());
-    if with_contact {
-        o.push_str(",\"Contact\":");
-        contact(&mut o, &c.contact, c.id.is_multiple_of(2));
-    }
-    o.push('}');
     o
 }
 
@@ -168,8 +358,8 @@ fn address(o: &mut String, a: &Address) {
 }
 
 /// A list page: `{"@attributes":{"next":…,"previous":…},"Customer":…}`, key absent when empty.
-pub(crate) fn page(next: &str, previous: &str, records: &[&str]) -> String {
-    let size: usize = records.iter().map(|r| r.len() + 1).sum();
+pub(crate) fn page<R: AsRef<str>>(next: &str, previous: &str, records: &[R]) -> String {
+    let size: usize = records.iter().map(|r| r.as_ref().len() + 1).sum();
     let mut o = String::with_capacity(size + next.len() + previous.len() + 64);
     o.push_str("{\"@attributes\":{");
     field(&mut o, "next", next);
@@ -177,7 +367,7 @@ pub(crate) fn page(next: &str, previous: &str, records: &[&str]) -> String {
     o.push('}');
     if !records.is_empty() {
         o.push_str(",\"Customer\":");
-        one_or_many(&mut o, records, |o, r| o.push_str(r));
+        one_or_many(&mut o, records, |o, r| o.push_str(r.as_ref()));
     }
     o.push('}');
     o

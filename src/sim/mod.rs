@@ -42,8 +42,11 @@ use tokio_util::sync::CancellationToken;
 
 pub use args::{SimArgs, serve};
 pub use faults::Fault;
-pub use hooks::{BucketState, Counters, TruthAddress, TruthCustomer};
-pub use mutations::{Changed, Mutation};
+pub use hooks::{
+    BucketState, Counters, TruthAddress, TruthCredit, TruthCustomField, TruthCustomer,
+    TruthFieldDef, TruthType,
+};
+pub use mutations::{Changed, Mutation, Relation};
 
 /// How refresh tokens rotate (§1.5).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -107,6 +110,10 @@ pub struct SimConfig {
     /// Serve `Account/{id}.json` as `{"@attributes":…,"Account":{…}}` instead of the documented bare
     /// shape (fields at the top level, no `accountID`: the vendor's documentation sample).
     pub wrapped_account_detail: bool,
+    /// Whether an edit of a customer's relations (a custom field value, the note, the credit
+    /// balance, the tags) moves `Customer.timeStamp` too (unverified upstream: fact sheet §14).
+    /// Default false, the case incremental runs cannot see; changeable at run time.
+    pub relation_edits_bump_timestamp: bool,
     /// OAuth client ID.
     pub client_id: String,
     /// OAuth client secret.
@@ -135,6 +142,7 @@ impl Default for SimConfig {
             mutations_per_sec: 0.0,
             shared_timestamp: 0,
             wrapped_account_detail: false,
+            relation_edits_bump_timestamp: false,
             client_id: "sim-client-id".into(),
             client_secret: "sim-client-secret".into(),
             redirect_uri: "https://localhost:8443/callback".into(),
@@ -178,6 +186,8 @@ pub(crate) struct Shared {
     pub counters: Mutex<Counters>,
     pub rng: Mutex<SmallRng>,
     pub paused: AtomicBool,
+    /// See [`SimConfig::relation_edits_bump_timestamp`].
+    pub relation_bump: AtomicBool,
     pub next_authorize: AtomicUsize,
     pub local: SocketAddr,
 }
@@ -232,6 +242,7 @@ impl Simulator {
             }),
             rng: Mutex::new(SmallRng::seed_from_u64(cfg.seed ^ 0x5EED)),
             paused: AtomicBool::new(false),
+            relation_bump: AtomicBool::new(cfg.relation_edits_bump_timestamp),
             next_authorize: AtomicUsize::new(0),
             local,
             cfg,

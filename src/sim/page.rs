@@ -11,7 +11,7 @@ use super::store::{AccountData, Entry, Key, SortField};
 
 /// A served page: rendered records and base64 cursors for next/previous.
 pub(crate) struct PageOut<'a> {
-    pub records: Vec<&'a str>,
+    pub records: Vec<std::borrow::Cow<'a, str>>,
     pub next: Option<String>,
     pub previous: Option<String>,
 }
@@ -49,11 +49,29 @@ impl ListQuery {
         if self.count {
             return 10.0;
         }
-        1.0 + if self.contact {
-            if list { 0.2 } else { 0.1 }
-        } else {
-            0.0
+        // Fact sheet §7.1/§14: +0.1 per one-to-one and +0.2 per one-to-many relation on a single
+        // record, doubled on lists.
+        use super::json::rel;
+        let factor = if list { 2.0 } else { 1.0 };
+        let mut surcharge = 0.0;
+        for bit in [
+            rel::CONTACT,
+            rel::CUSTOMER_TYPE,
+            rel::NOTE,
+            rel::CREDIT_ACCOUNT,
+            rel::DISCOUNT,
+            rel::TAX_CATEGORY,
+        ] {
+            if self.rels & bit != 0 {
+                surcharge += 0.1 * factor;
+            }
         }
+        for bit in [rel::TAGS, rel::CUSTOM_FIELD_VALUES] {
+            if self.rels & bit != 0 {
+                surcharge += 0.2 * factor;
+            }
+        }
+        1.0 + surcharge
     }
 
     /// Run the query on `acct`: one page of records plus next/previous cursors.
@@ -84,7 +102,10 @@ impl ListQuery {
             _ => (None, None),
         };
         PageOut {
-            records: page.iter().map(|e| e.json(self.contact)).collect(),
+            records: page
+                .iter()
+                .map(|e| e.render(self.rels, &acct.types, &acct.fields))
+                .collect(),
             next,
             previous,
         }

@@ -39,7 +39,8 @@ pub(crate) struct ListQuery {
     pub after: Option<(Key, Option<u64>)>,
     pub before: Option<(Key, Option<u64>)>,
     pub archived: Archived,
-    pub contact: bool,
+    /// The relations of `load_relations`, as bits of `json::rel`.
+    pub rels: u16,
     pub count: bool,
     pub filters: Vec<(SortField, Op)>,
     /// Raw `k=v` segments to carry into `next`/`previous` (all but limit, sort, after, before).
@@ -69,7 +70,7 @@ pub(crate) fn parse(raw: &str) -> Result<ListQuery, String> {
         after: None,
         before: None,
         archived: Archived::Active,
-        contact: false,
+        rels: 0,
         count: false,
         filters: Vec::new(),
         carry: Vec::new(),
@@ -91,7 +92,7 @@ pub(crate) fn parse(raw: &str) -> Result<ListQuery, String> {
             "after" => q.after = Some(parse_cursor(&v)?),
             "before" => q.before = Some(parse_cursor(&v)?),
             "archived" => q.archived = parse_archived(&v)?,
-            "load_relations" => q.contact = parse_relations(&v)?,
+            "load_relations" => q.rels = parse_relations(&v)?,
             "count" => q.count = matches!(v.trim(), "1" | "true"),
             "timeStamp" => q
                 .filters
@@ -155,10 +156,28 @@ fn parse_archived(v: &str) -> Result<Archived, String> {
     }
 }
 
-/// `["Contact"]` (JSON) or `all`; true when Contact is loaded.
-fn parse_relations(v: &str) -> Result<bool, String> {
+/// The bit of a relation name (`CustomFieldValues.value` counts as `CustomFieldValues`).
+fn relation_bit(name: &str) -> u16 {
+    use super::json::rel;
+    match name {
+        "Contact" => rel::CONTACT,
+        "CustomerType" => rel::CUSTOMER_TYPE,
+        "Note" => rel::NOTE,
+        "CreditAccount" => rel::CREDIT_ACCOUNT,
+        "Tags" => rel::TAGS,
+        "Discount" => rel::DISCOUNT,
+        "TaxCategory" => rel::TAX_CATEGORY,
+        _ => rel::CUSTOM_FIELD_VALUES,
+    }
+}
+
+/// `["Contact", …]` (JSON) or `all` (every relation but `CustomFieldValues`, fact sheet §5).
+fn parse_relations(v: &str) -> Result<u16, String> {
     if v.trim() == "all" {
-        return Ok(true);
+        return Ok(RELATIONS
+            .iter()
+            .filter(|n| !n.starts_with("CustomFieldValues"))
+            .fold(0, |bits, n| bits | relation_bit(n)));
     }
     let names: Vec<String> = serde_json::from_str(v).map_err(|_| {
         format!("load_relations must be a JSON array of relation names, got '{v}'.")
@@ -166,7 +185,7 @@ fn parse_relations(v: &str) -> Result<bool, String> {
     if let Some(bad) = names.iter().find(|n| !RELATIONS.contains(&n.as_str())) {
         return Err(format!("Invalid relation '{bad}' for Customer."));
     }
-    Ok(names.iter().any(|n| n == "Contact"))
+    Ok(names.iter().fold(0, |bits, n| bits | relation_bit(n)))
 }
 
 /// `>=,v`, `><,a,b`, `IN,[a,b]`, `v`, ... with `v` a timestamp (`is_ts`) or an integer.

@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound::{self, Excluded, Unbounded};
 use std::sync::OnceLock;
 
-use super::data::Customer;
-use super::json;
+use super::data::{Customer, FieldDef, TypeDef};
+use super::json::{self, rel};
 
 /// A sortable field of Customer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,6 +32,9 @@ pub(crate) struct Entry {
     pub c: Customer,
     plain: OnceLock<String>,
     full: OnceLock<String>,
+    /// The unclosed object and each relation's fragment (`,"Note":{…}`), for other relation sets.
+    open: OnceLock<String>,
+    fragments: [OnceLock<String>; 5],
 }
 
 impl Entry {
@@ -39,6 +42,50 @@ impl Entry {
     pub(crate) fn json(&self, contact: bool) -> &str {
         let cell = if contact { &self.full } else { &self.plain };
         cell.get_or_init(|| json::customer(&self.c, contact))
+    }
+
+    /// The customer's JSON object with the relations `rels` (bits of [`rel`]); `types` renders
+    /// `CustomerType` (it may change without the customer changing). Discount and TaxCategory are
+    /// charged but not rendered (the mirror keeps them only as IDs).
+    pub(crate) fn render(
+        &self,
+        rels: u16,
+        types: &BTreeMap<u64, TypeDef>,
+        defs: &[FieldDef],
+    ) -> std::borrow::Cow<'_, str> {
+        let rest = rels & !(rel::CONTACT | rel::DISCOUNT | rel::TAX_CATEGORY);
+        if rest == 0 {
+            return self.json(rels & rel::CONTACT != 0).into();
+        }
+        let c = &self.c;
+        let frag = |i: usize, f: &dyn Fn() -> String| -> &str { self.fragments[i].get_or_init(f) };
+        let mut o = String::with_capacity(2048);
+        o.push_str(self.open.get_or_init(|| json::customer_open(c)));
+        if rels & rel::CONTACT != 0 {
+            o.push_str(frag(0, &|| json::contact_fragment(c)));
+        }
+        if rels & rel::CUSTOMER_TYPE != 0 {
+            let t = (c.customer_type_id != 0)
+                .then(|| types.get(&c.customer_type_id))
+                .flatten();
+            o.push_str(&json::customer_type_fragment(t));
+        }
+        if rels & rel::NOTE != 0 {
+            o.push_str(frag(1, &|| json::note_fragment(&c.note)));
+        }
+        if rels & rel::CREDIT_ACCOUNT != 0 {
+            o.push_str(frag(2, &|| json::credit_fragment(c.credit.as_ref(), c.id)));
+        }
+        if rels & rel::TAGS != 0 {
+            o.push_str(frag(3, &|| json::tags_fragment(&c.tags)));
+        }
+        if rels & rel::CUSTOM_FIELD_VALUES != 0 {
+            o.push_str(frag(4, &|| {
+                json::custom_values_fragment(&c.custom_fields, defs)
+            }));
+        }
+        o.push('}');
+        o.into()
     }
 
     /// The value of the sort key `field`.
@@ -55,6 +102,10 @@ impl Entry {
 /// One account: its name, customers and indexes.
 pub(crate) struct AccountData {
     pub name: String,
+    /// Custom field definitions (`Customer/CustomField.json`).
+    pub fields: Vec<FieldDef>,
+    /// Customer types (`CustomerType.json`), by ID.
+    pub types: BTreeMap<u64, TypeDef>,
     pub next_id: u64,
     customers: BTreeMap<u64, Entry>,
     by_ts: BTreeSet<(i64, u64)>,
@@ -70,6 +121,11 @@ impl AccountData {
     pub(crate) fn new(name: String, customers: Vec<Customer>) -> Self {
         let mut a = AccountData {
             name,
+            fields: super::data::field_defs(),
+            types: super::data::type_defs()
+                .into_iter()
+                .map(|t| (t.id, t))
+                .collect(),
             next_id: 1,
             customers: BTreeMap::new(),
             by_ts: BTreeSet::new(),
@@ -93,6 +149,8 @@ impl AccountData {
             c,
             plain: OnceLock::new(),
             full: OnceLock::new(),
+            open: OnceLock::new(),
+            fragments: Default::default(),
         };
         self.customers.insert(entry.c.id, entry);
     }

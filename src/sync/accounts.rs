@@ -46,7 +46,7 @@ pub(crate) async fn run(
         &json!({ "Account": listed_raw }),
     )
     .await?;
-    finish(tx, run_id, tally, 1).await?;
+    finish(tx, run_id, tally, Some(1)).await?;
 
     // The list row has landed; a detail that fails (or matches no known shape) fails the run.
     let detail = engine.api.get_account_detail(account_id).await?;
@@ -69,7 +69,7 @@ pub(crate) async fn run(
         &detail_raw,
     )
     .await?;
-    finish(tx, run_id, tally, 0).await?;
+    finish(tx, run_id, tally, None).await?;
     tally.records += 1;
     tally.rows += 1;
     engine
@@ -90,24 +90,22 @@ async fn begin<'c>(
     Ok(tx)
 }
 
-/// Add what was fetched since the last commit to the run's counts, and commit.
+/// Add what was fetched since the last commit to the run's counts, and commit. `Some(rows)` counts
+/// a page (the account's row); `None` only the requests (its detail enriches the same row).
 async fn finish(
     mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
     run_id: i64,
     tally: &mut Tally,
-    rows: i64,
+    page_rows: Option<i64>,
 ) -> Result<(), SyncError> {
     let stats = std::mem::take(&mut tally.uncommitted);
-    runs::add_page(
-        &mut tx,
-        run_id,
-        rows,
-        stats.requests as i32,
-        stats.throttled as i32,
-    )
-    .await?;
+    let (requests, throttled) = (stats.requests as i32, stats.throttled as i32);
+    match page_rows {
+        Some(rows) => runs::add_page(&mut tx, run_id, rows, requests, throttled).await?,
+        None => runs::add_requests(&mut *tx, run_id, requests, throttled).await?,
+    }
     tx.commit().await?;
-    tally.pages += 1;
+    tally.pages += u64::from(page_rows.is_some());
     tally.stats.add(&stats);
     Ok(())
 }

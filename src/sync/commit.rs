@@ -191,6 +191,7 @@ async fn refresh_statistics(pool: sqlx::PgPool) {
     // analyzes them in full.
     let sql = "BEGIN; SET LOCAL default_statistics_target = 10; \
                ANALYZE lightspeed.customers, lightspeed.customer_emails, lightspeed.customer_phones, \
+               lightspeed.customer_websites, lightspeed.customer_custom_fields, lightspeed.credit_accounts, \
                lightspeed.customer_addresses; COMMIT";
     if let Err(e) = sqlx::raw_sql(sql).execute(&pool).await {
         tracing::debug!(error = %e, "could not refresh the mirror's statistics");

@@ -1,12 +1,68 @@
 //! Wire records to mirror rows. Pure functions, no I/O.
 
-use crate::db::mirror::{AddressRow, CustomerRow};
-use crate::lightspeed::wire::Customer;
+use crate::db::mirror::{
+    AddressRow, CreditAccountRow, CustomFieldDefRow, CustomFieldValueRow, CustomerRow,
+    CustomerTypeRow,
+};
+use crate::lightspeed::wire::{CustomField, Customer, CustomerType};
+
+/// The mirror row of a custom field definition.
+pub fn custom_field_row(f: CustomField) -> CustomFieldDefRow {
+    CustomFieldDefRow {
+        custom_field_id: f.custom_field_id as i64,
+        name: f.name,
+        kind: f.kind,
+        uom: f.uom,
+        decimal_precision: f.decimal_precision,
+        archived: f.archived,
+        raw: f.raw,
+    }
+}
+
+/// The mirror row of a customer type.
+pub fn customer_type_row(t: CustomerType) -> CustomerTypeRow {
+    CustomerTypeRow {
+        customer_type_id: t.customer_type_id as i64,
+        name: t.name,
+        tax_category_id: t.tax_category_id,
+        discount_id: t.discount_id,
+        raw: t.raw,
+    }
+}
 
 /// The mirror row of a customer (the wire record is consumed; its `raw` JSON moves into the row).
 pub fn customer_row(c: Customer) -> CustomerRow {
     let contact = c.contact.unwrap_or_default();
+    let note = c.note.unwrap_or_default();
     CustomerRow {
+        contact_custom: contact.custom,
+        note: note.note,
+        note_is_public: note.is_public,
+        tags: c.tags,
+        websites: contact.websites,
+        custom_fields: c
+            .custom_fields
+            .into_iter()
+            .map(|v| CustomFieldValueRow {
+                custom_field_id: v.custom_field_id as i64,
+                custom_field_value_id: v.custom_field_value_id.map(|i| i as i64),
+                name: v.name,
+                kind: v.kind,
+                value: v.value,
+                value_json: v.value_json,
+                updated_at: v.time_stamp,
+            })
+            .collect(),
+        credit_account: c.credit_account.map(|a| CreditAccountRow {
+            credit_account_id: a.credit_account_id as i64,
+            name: a.name,
+            balance: a.balance,
+            credit_limit: a.credit_limit,
+            gift_card: a.gift_card,
+            archived: a.archived,
+            updated_at: a.time_stamp,
+            raw: a.raw,
+        }),
         customer_id: c.customer_id as i64,
         first_name: c.first_name,
         last_name: c.last_name,

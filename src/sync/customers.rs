@@ -14,6 +14,19 @@
 //! **Full** runs walk `sort=customerID` (unique: `next` is followed verbatim) over every customer,
 //! archived included, then — only after a complete walk — mark mirror rows that were not seen as deleted.
 //!
+//! **Definitions.** The custom field definitions (`Customer/CustomField.json`, when
+//! `CustomFieldValues` is loaded) and the customer types (`CustomerType.json`, when `CustomerType` is
+//! loaded) are walked whole, by ID, after the customers of a full run and of the first run of an
+//! account (no watermark yet, or none stored: a first run interrupted before them): a handful of requests, each page committed with the run's counts, and after a
+//! complete walk the ones no longer listed are marked deleted (customer types are deleted for good
+//! upstream and cannot be walked by `timeStamp`). They are part of the `customers` stream, so the
+//! stream names stay `accounts` and `customers`; the schedule's full refresh keeps them fresh.
+//!
+//! **Relations** loaded with each page are the client's `customer_relations`
+//! (`sync.customer_relations`). Edits that do not move `Customer.timeStamp` (a custom field value, a
+//! note, a credit balance, a Contact: unverified upstream) are missed by incremental runs and caught by
+//! the full walk, which replaces a row whose content differs at the same `timeStamp`.
+//!
 //! Fetching runs ahead of committing by at most [`PIPELINE_DEPTH`] pages, so the API and Postgres work
 //! at the same time while memory stays bounded whatever the size of the account.
 
@@ -28,8 +41,10 @@ use crate::db::leases::{self, Lease};
 use crate::db::{cursors, mirror};
 use crate::lightspeed::api::Page;
 use crate::lightspeed::error::ApiError;
-use crate::lightspeed::query::{Archived, CustomerQuery, Filter, Sort, SortField};
-use crate::lightspeed::wire::Customer;
+use crate::lightspeed::query::{
+    self, Archived, CustomerQuery, CustomerRelation, Filter, Sort, SortField,
+};
+use crate::lightspeed::wire::{Customer, Record};
 
 /// Pages fetched but not yet committed, at most.
 pub const PIPELINE_DEPTH: usize = 4;
@@ -46,6 +61,9 @@ pub(crate) async fn run(
     cancel: &CancellationToken,
 ) -> Result<(), SyncError> {
     let account_id = lease.account_id as u64;
+    let first_run = cursors::watermark(&engine.pool, lease.account_id, STREAM)
+        .await?
+        .is_none();
     let (tx, rx) = mpsc::channel::<Fetched>(PIPELINE_DEPTH);
     // The fetcher owns the sender: when it finishes, the writer sees the end of the channel.
     let fetch = async move {
@@ -66,6 +84,9 @@ pub(crate) async fn run(
     let (fetched, written) = tokio::join!(fetch, write);
     written?;
     fetched?;
+    if kind == Kind::Full || first_run || !has_definitions(engine, lease.account_id).await? {
+        sync_definitions(engine, lease, run_id, tally, cancel).await?;
+    }
     if kind == Kind::Full {
         let mut conn = engine.pool.acquire().await?;
         let mut txn = sqlx::Connection::begin(&mut *conn).await?;
@@ -94,9 +115,154 @@ fn base_query(engine: &Engine, field: SortField) -> CustomerQuery {
             descending: false,
         }),
         archived: Some(Archived::Include),
-        load_contact: true,
-        ..CustomerQuery::default()
+        ..CustomerQuery::loading(engine.api.customer_relations())
     }
+}
+
+/// Whether the mirror holds the account's definitions (custom fields or customer types): a first run
+/// that was interrupted, or failed, before it walked them leaves none, and the next run walks them.
+/// (An account that defines none is walked again by each run: two requests.)
+async fn has_definitions(engine: &Engine, account_id: i64) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM lightspeed.custom_fields WHERE account_id = $1)
+             OR EXISTS (SELECT 1 FROM lightspeed.customer_types WHERE account_id = $1)",
+    )
+    .bind(account_id)
+    .fetch_one(&engine.pool)
+    .await
+}
+
+/// Walk the definitions the loaded relations refer to, each page committed under the lease, and
+/// mark those no longer listed as deleted once a walk is complete.
+async fn sync_definitions(
+    engine: &Engine,
+    lease: &Lease,
+    run_id: i64,
+    tally: &mut Tally,
+    cancel: &CancellationToken,
+) -> Result<(), SyncError> {
+    let account_id = lease.account_id as u64;
+    let relations = engine.api.customer_relations();
+    let base = engine.api.api_base().clone();
+    if relations.contains(&CustomerRelation::CustomFieldValues) {
+        let url = query::custom_fields_url(&base, account_id);
+        walk_definitions::<crate::lightspeed::wire::CustomField>(
+            engine,
+            lease,
+            run_id,
+            tally,
+            cancel,
+            url,
+            mirror::Definitions::CustomFields,
+        )
+        .await?;
+    }
+    if relations.contains(&CustomerRelation::CustomerType) {
+        let url = query::customer_types_url(&base, account_id);
+        walk_definitions::<crate::lightspeed::wire::CustomerType>(
+            engine,
+            lease,
+            run_id,
+            tally,
+            cancel,
+            url,
+            mirror::Definitions::CustomerTypes,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The definitions of one kind: a record type and how its page is written.
+trait Definition: Record + Send {
+    async fn write(
+        conn: &mut sqlx::PgConnection,
+        account_id: i64,
+        records: Vec<Self>,
+    ) -> Result<u64, sqlx::Error>;
+}
+
+impl Definition for crate::lightspeed::wire::CustomField {
+    async fn write(
+        conn: &mut sqlx::PgConnection,
+        account_id: i64,
+        records: Vec<Self>,
+    ) -> Result<u64, sqlx::Error> {
+        let rows: Vec<_> = records
+            .into_iter()
+            .map(super::convert::custom_field_row)
+            .collect();
+        mirror::upsert_custom_fields(conn, account_id, &rows).await
+    }
+}
+
+impl Definition for crate::lightspeed::wire::CustomerType {
+    async fn write(
+        conn: &mut sqlx::PgConnection,
+        account_id: i64,
+        records: Vec<Self>,
+    ) -> Result<u64, sqlx::Error> {
+        let rows: Vec<_> = records
+            .into_iter()
+            .map(super::convert::customer_type_row)
+            .collect();
+        mirror::upsert_customer_types(conn, account_id, &rows).await
+    }
+}
+
+async fn walk_definitions<T: Definition>(
+    engine: &Engine,
+    lease: &Lease,
+    run_id: i64,
+    tally: &mut Tally,
+    cancel: &CancellationToken,
+    first: Url,
+    table: mirror::Definitions,
+) -> Result<(), SyncError> {
+    let account_id = lease.account_id as u64;
+    let started: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
+        .fetch_one(&engine.pool)
+        .await?;
+    let mut url = Some(first);
+    while let Some(u) = url {
+        if cancel.is_cancelled() {
+            return Err(SyncError::Cancelled);
+        }
+        let page = engine.api.get_records_page::<T>(account_id, &u).await?;
+        tracing::debug!(account = account_id, url = %u, records = page.records.len(), "fetched definitions");
+        let mut txn = engine.pool.begin().await?;
+        if !leases::verify(&mut txn, lease).await? {
+            return Err(SyncError::LeaseLost(account_id));
+        }
+        T::write(&mut txn, lease.account_id, page.records).await?;
+        crate::db::runs::add_page(
+            &mut txn,
+            run_id,
+            0,
+            page.stats.requests as i32,
+            page.stats.throttled as i32,
+        )
+        .await?;
+        txn.commit().await?;
+        tally.stats.add(&page.stats);
+        url = page.next;
+    }
+    let mut txn = engine.pool.begin().await?;
+    if !leases::verify(&mut txn, lease).await? {
+        return Err(SyncError::LeaseLost(account_id));
+    }
+    let gone =
+        mirror::mark_unseen_definitions_deleted(&mut txn, lease.account_id, table, started).await?;
+    txn.commit().await?;
+    if gone > 0 {
+        tracing::info!(
+            account = account_id,
+            ?table,
+            gone,
+            "definitions gone upstream marked deleted"
+        );
+    }
+    Ok(())
 }
 
 /// Send a page to the writer; false when the writer is gone (it failed).

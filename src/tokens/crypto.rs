@@ -3,9 +3,18 @@
 //! (`lightspeed-sync/v1|account=<id>|key=<version>|field=<access|refresh>`), so a ciphertext copied to
 //! another account or field, or re-labelled with another key version, fails to decrypt.
 //!
-//! Keys carry a version (the configured key is version [`CURRENT_KEY_VERSION`]); a [`Keyring`] holds the
-//! current key and may hold older ones, which is what a later key rotation needs: decrypt with the
-//! row's version, re-encrypt with the current one.
+//! # Key versions
+//!
+//! A key's version is derived from the key itself ([`key_version_of`]: 31 bits of
+//! SHA-256 over a fixed label and the key), so nobody has to number keys and a rotation never
+//! needs re-authorizing: a [`Keyring`] holds the current key (`security.token_key`, the only one
+//! ever used to write) and the older ones (`security.previous_token_keys`), and a row is read with
+//! the key whose version it names. Version [`LEGACY_KEY_VERSION`] (1) is what releases before
+//! derived versions wrote for whatever key was configured then: such a row is tried with every
+//! configured key (the GCM tag tells which one is right). Derived versions are never 1.
+//!
+//! Key bytes live only in zeroizing buffers and in the ciphers, whose key schedules are wiped on drop
+//! (the `zeroize` features of `aes`, `ghash` and `polyval`).
 
 use std::fmt;
 
@@ -14,20 +23,41 @@ use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
 use base64::Engine;
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
 
 use crate::config::SecuritySettings;
 
-/// The version of the key configured in `security.token_key`.
-pub const CURRENT_KEY_VERSION: i32 = 1;
+/// The version rows carry when written before key versions were derived from the key.
+pub const LEGACY_KEY_VERSION: i32 = 1;
 
 const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
+const KEY_LEN: usize = 32;
+/// Hashed before the key, so the version is a fingerprint for this purpose only.
+const VERSION_LABEL: &[u8] = b"lightspeed-sync token key version\0";
 
 /// A new random 32-byte key, base64 (standard alphabet, padded).
 pub fn generate_key_base64() -> String {
-    let mut key = [0u8; 32];
-    rand::rng().fill_bytes(&mut key);
-    base64::engine::general_purpose::STANDARD.encode(key)
+    let mut key = Zeroizing::new([0u8; KEY_LEN]);
+    rand::rng().fill_bytes(key.as_mut());
+    base64::engine::general_purpose::STANDARD.encode(key.as_ref())
+}
+
+/// The version of a key: the first 31 bits of `SHA-256(label ‖ key)`, moved past 0 and
+/// [`LEGACY_KEY_VERSION`]. It names the key in rows and messages without revealing it.
+pub fn key_version_of(key: &[u8]) -> i32 {
+    let digest = Sha256::new()
+        .chain_update(VERSION_LABEL)
+        .chain_update(key)
+        .finalize();
+    let bits = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]) & 0x7fff_ffff;
+    let version = i32::try_from(bits).unwrap_or(i32::MAX);
+    if version <= LEGACY_KEY_VERSION {
+        version + 2
+    } else {
+        version
+    }
 }
 
 /// Which token of a row a ciphertext holds.
@@ -60,6 +90,9 @@ pub enum KeyError {
     /// The key is set but is not base64 of 32 bytes, or its file cannot be read.
     #[error("`security.token_key` is not usable: {0}")]
     Invalid(String),
+    /// One of the older keys is not base64 of 32 bytes, or their file cannot be read.
+    #[error("`security.previous_token_keys` is not usable: {0}")]
+    InvalidPrevious(String),
 }
 
 /// A stored ciphertext could not be decrypted.
@@ -76,7 +109,9 @@ pub enum DecryptError {
     /// The row names a key version this process does not have.
     #[error(
         "cannot decrypt the tokens of account {account_id}: they were encrypted with key version {version}, \
-         which is not configured (the current key is version {current})"
+         which is not configured (security.token_key is version {current}{}); add that key to \
+         security.previous_token_keys, or run `lightspeed-sync authorize` again for this account",
+        previous_versions(.previous)
     )]
     UnknownKeyVersion {
         /// The account of the row.
@@ -85,7 +120,18 @@ pub enum DecryptError {
         version: i32,
         /// The current key's version.
         current: i32,
+        /// The versions of the configured older keys.
+        previous: Vec<i32>,
     },
+}
+
+fn previous_versions(previous: &[i32]) -> String {
+    if previous.is_empty() {
+        ", and security.previous_token_keys is empty".into()
+    } else {
+        let list: Vec<String> = previous.iter().map(i32::to_string).collect();
+        format!(", security.previous_token_keys are {}", list.join(", "))
+    }
 }
 
 /// One AES-256-GCM key with its version.
@@ -103,8 +149,9 @@ impl fmt::Debug for TokenKey {
 }
 
 impl TokenKey {
-    /// A key from its base64 text (32 bytes; standard or URL-safe alphabet, padding optional).
-    pub fn from_base64(text: &SecretString, version: i32) -> Result<Self, KeyError> {
+    /// A key from its base64 text (32 bytes; standard or URL-safe alphabet, padding optional); its
+    /// version is [`key_version_of`] the bytes. The problem, if any, is described without the key.
+    pub fn from_base64(text: &SecretString) -> Result<Self, KeyError> {
         let text = text.expose_secret().trim();
         let bytes = [
             &base64::engine::general_purpose::STANDARD,
@@ -114,19 +161,42 @@ impl TokenKey {
         ]
         .iter()
         .find_map(|engine| engine.decode(text).ok())
-        .ok_or_else(|| KeyError::Invalid("not base64 (expected base64 of 32 random bytes, as printed by `lightspeed-sync keygen`)".into()))?;
+        .map(Zeroizing::new)
+        .ok_or_else(|| {
+            KeyError::Invalid(
+                "not base64 (expected base64 of 32 random bytes, as printed by `lightspeed-sync keygen`)"
+                    .to_string(),
+            )
+        })?;
         let cipher = Aes256Gcm::new_from_slice(&bytes).map_err(|_| {
             KeyError::Invalid(format!(
                 "decodes to {} bytes, expected 32 (`lightspeed-sync keygen` prints a valid key)",
                 bytes.len()
             ))
         })?;
-        Ok(Self { version, cipher })
+        Ok(Self {
+            version: key_version_of(&bytes),
+            cipher,
+        })
     }
 
     /// The key's version.
     pub fn version(&self) -> i32 {
         self.version
+    }
+
+    fn decrypt(&self, aad: &str, blob: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+        let (nonce, ciphertext) = blob.split_at(NONCE_LEN);
+        self.cipher
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: aad.as_bytes(),
+                },
+            )
+            .ok()
+            .map(Zeroizing::new)
     }
 }
 
@@ -146,13 +216,17 @@ impl Keyring {
         }
     }
 
-    /// Add an older key (for reading rows not yet re-encrypted after a rotation).
+    /// Add an older key (for reading rows not yet re-encrypted after a rotation). A key already in
+    /// the ring is not added twice.
     pub fn with_older(mut self, key: TokenKey) -> Self {
-        self.older.push(key);
+        if !self.keys().any(|k| k.version == key.version) {
+            self.older.push(key);
+        }
         self
     }
 
-    /// The key from `security.token_key` / `security.token_key_file`, as version 1.
+    /// The keys of `security.token_key` / `token_key_file` (current) and
+    /// `security.previous_token_keys` / `previous_token_keys_file` (older).
     pub fn from_settings(settings: &SecuritySettings) -> Result<Self, KeyError> {
         let inline = settings
             .token_key
@@ -168,15 +242,36 @@ impl Keyring {
         let text = settings
             .token_key()
             .map_err(|e| KeyError::Invalid(e.to_string()))?;
-        Ok(Self::new(TokenKey::from_base64(
-            &text,
-            CURRENT_KEY_VERSION,
-        )?))
+        let mut ring = Self::new(TokenKey::from_base64(&text)?);
+        let previous = settings
+            .previous_token_keys()
+            .map_err(|e| KeyError::InvalidPrevious(e.to_string()))?;
+        for (i, text) in previous.iter().enumerate() {
+            let key = TokenKey::from_base64(text).map_err(|e| match e {
+                KeyError::Invalid(problem) => KeyError::InvalidPrevious(format!(
+                    "key {} of {}: {problem}",
+                    i + 1,
+                    previous.len()
+                )),
+                other => other,
+            })?;
+            ring = ring.with_older(key);
+        }
+        Ok(ring)
     }
 
     /// The version new ciphertexts are written with.
     pub fn current_version(&self) -> i32 {
         self.current.version
+    }
+
+    /// The versions of the older keys, in configuration order.
+    pub fn previous_versions(&self) -> Vec<i32> {
+        self.older.iter().map(|k| k.version).collect()
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &TokenKey> {
+        std::iter::once(&self.current).chain(&self.older)
     }
 
     /// Encrypt a token for `account_id`'s `field` with the current key: `(key_version, nonce‖ct‖tag)`.
@@ -212,33 +307,35 @@ impl Keyring {
         field: TokenField,
         blob: &[u8],
     ) -> Result<SecretString, DecryptError> {
-        let key = std::iter::once(&self.current)
-            .chain(&self.older)
-            .find(|k| k.version == key_version)
-            .ok_or(DecryptError::UnknownKeyVersion {
+        let tampered = DecryptError::WrongKeyOrTampered { account_id };
+        let candidates: Vec<&TokenKey> = if key_version == LEGACY_KEY_VERSION {
+            self.keys().collect()
+        } else {
+            self.keys().filter(|k| k.version == key_version).collect()
+        };
+        if candidates.is_empty() {
+            return Err(DecryptError::UnknownKeyVersion {
                 account_id,
                 version: key_version,
                 current: self.current.version,
-            })?;
-        let tampered = DecryptError::WrongKeyOrTampered { account_id };
+                previous: self.previous_versions(),
+            });
+        }
         if blob.len() < NONCE_LEN + TAG_LEN {
             return Err(tampered);
         }
-        let (nonce, ciphertext) = blob.split_at(NONCE_LEN);
         let aad = associated_data(account_id, key_version, field);
-        let plain = key
-            .cipher
-            .decrypt(
-                Nonce::from_slice(nonce),
-                Payload {
-                    msg: ciphertext,
-                    aad: aad.as_bytes(),
-                },
-            )
-            .map_err(|_| tampered.clone())?;
-        String::from_utf8(plain)
-            .map(SecretString::from)
-            .map_err(|_| tampered)
+        let mut plain = candidates
+            .iter()
+            .find_map(|key| key.decrypt(&aad, blob))
+            .ok_or_else(|| tampered.clone())?;
+        match String::from_utf8(std::mem::take(&mut *plain)) {
+            Ok(text) => Ok(SecretString::from(text)),
+            Err(e) => {
+                drop(Zeroizing::new(e.into_bytes()));
+                Err(tampered)
+            }
+        }
     }
 }
 
@@ -254,13 +351,23 @@ pub fn associated_data(account_id: u64, key_version: i32, field: TokenField) -> 
 mod tests {
     use super::*;
 
-    fn keyring() -> Keyring {
-        let key = SecretString::from(generate_key_base64());
-        Keyring::new(TokenKey::from_base64(&key, 1).unwrap())
-    }
-
     fn secret(s: &str) -> SecretString {
         SecretString::from(s.to_string())
+    }
+
+    fn key(text: &str) -> TokenKey {
+        TokenKey::from_base64(&secret(text)).unwrap()
+    }
+
+    fn keyring() -> Keyring {
+        Keyring::new(key(&generate_key_base64()))
+    }
+
+    /// A ring that writes version 1, as releases before derived versions did.
+    fn legacy(text: &str) -> Keyring {
+        let mut k = key(text);
+        k.version = LEGACY_KEY_VERSION;
+        Keyring::new(k)
     }
 
     #[test]
@@ -268,11 +375,11 @@ mod tests {
         let ring = keyring();
         let (v, a) = ring.encrypt(7, TokenField::Access, &secret("token-abc"));
         let (_, b) = ring.encrypt(7, TokenField::Access, &secret("token-abc"));
-        assert_eq!(v, 1);
+        assert_eq!(v, ring.current_version());
         assert_ne!(a, b, "each encryption uses a new nonce");
         assert!(!a.windows(9).any(|w| w == b"token-abc"));
         assert_eq!(
-            ring.decrypt(7, 1, TokenField::Access, &a)
+            ring.decrypt(7, v, TokenField::Access, &a)
                 .unwrap()
                 .expose_secret(),
             "token-abc"
@@ -280,10 +387,35 @@ mod tests {
     }
 
     #[test]
+    fn the_version_is_a_stable_fingerprint_of_the_key() {
+        let text = generate_key_base64();
+        let v = key(&text).version();
+        assert_eq!(key(&text).version(), v, "the same key, the same version");
+        // The URL-safe spelling of the same bytes is the same key.
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(&text)
+            .unwrap();
+        let url_safe = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes);
+        assert_eq!(key(&url_safe).version(), v);
+        assert_eq!(key_version_of(&bytes), v);
+        // A fixed key has a fixed version: rows written by one build are read by the next.
+        assert_eq!(key_version_of(&[0u8; 32]), key_version_of(&[0u8; 32]));
+        let versions: std::collections::BTreeSet<i32> = (0..200)
+            .map(|_| key(&generate_key_base64()).version())
+            .collect();
+        assert_eq!(versions.len(), 200, "distinct keys, distinct versions");
+        assert!(versions.iter().all(|&v| v > LEGACY_KEY_VERSION));
+    }
+
+    #[test]
     fn wrong_key_is_a_clear_error() {
-        let (_, blob) = keyring().encrypt(7, TokenField::Refresh, &secret("r"));
-        let err = keyring()
-            .decrypt(7, 1, TokenField::Refresh, &blob)
+        let ring = keyring();
+        let (v, blob) = ring.encrypt(7, TokenField::Refresh, &secret("r"));
+        // Another key that happens to claim the row's version is still refused by the tag.
+        let mut other = key(&generate_key_base64());
+        other.version = v;
+        let err = Keyring::new(other)
+            .decrypt(7, v, TokenField::Refresh, &blob)
             .unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -292,62 +424,122 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_version_names_the_account_and_the_versions() {
+        let old = keyring();
+        let (v, blob) = old.encrypt(7, TokenField::Access, &secret("t"));
+        let ring = keyring().with_older(key(&generate_key_base64()));
+        let err = ring.decrypt(7, v, TokenField::Access, &blob).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("account 7"), "{text}");
+        assert!(text.contains(&format!("key version {v}")), "{text}");
+        assert!(text.contains(&ring.current_version().to_string()), "{text}");
+        assert!(text.contains("security.previous_token_keys"), "{text}");
+    }
+
+    #[test]
     fn tampering_and_moving_fail() {
         let ring = keyring();
-        let (_, blob) = ring.encrypt(7, TokenField::Access, &secret("token"));
+        let (v, blob) = ring.encrypt(7, TokenField::Access, &secret("token"));
         let mut flipped = blob.clone();
         flipped[NONCE_LEN + 1] ^= 1;
-        assert!(ring.decrypt(7, 1, TokenField::Access, &flipped).is_err());
-        assert!(ring.decrypt(7, 1, TokenField::Access, &blob[..10]).is_err());
+        assert!(ring.decrypt(7, v, TokenField::Access, &flipped).is_err());
+        assert!(ring.decrypt(7, v, TokenField::Access, &blob[..10]).is_err());
         assert!(
-            ring.decrypt(8, 1, TokenField::Access, &blob).is_err(),
+            ring.decrypt(8, v, TokenField::Access, &blob).is_err(),
             "bound to the account"
         );
         assert!(
-            ring.decrypt(7, 1, TokenField::Refresh, &blob).is_err(),
+            ring.decrypt(7, v, TokenField::Refresh, &blob).is_err(),
             "bound to the field"
         );
+        assert!(
+            ring.decrypt(7, LEGACY_KEY_VERSION, TokenField::Access, &blob)
+                .is_err(),
+            "bound to the version"
+        );
         assert!(matches!(
-            ring.decrypt(7, 2, TokenField::Access, &blob),
-            Err(DecryptError::UnknownKeyVersion { version: 2, .. })
+            ring.decrypt(7, v ^ 1, TokenField::Access, &blob),
+            Err(DecryptError::UnknownKeyVersion { .. })
         ));
     }
 
     #[test]
-    fn older_keys_still_decrypt() {
-        let old_text = secret(&generate_key_base64());
-        let old = Keyring::new(TokenKey::from_base64(&old_text, 1).unwrap());
+    fn older_keys_still_decrypt_and_only_the_current_one_writes() {
+        let old_text = generate_key_base64();
+        let old = Keyring::new(key(&old_text));
         let (v, blob) = old.encrypt(1, TokenField::Access, &secret("x"));
-        let ring = Keyring::new(TokenKey::from_base64(&secret(&generate_key_base64()), 2).unwrap())
-            .with_older(TokenKey::from_base64(&old_text, 1).unwrap());
+        let ring = keyring().with_older(key(&old_text));
+        assert_eq!(ring.previous_versions(), [v]);
         assert_eq!(
             ring.decrypt(1, v, TokenField::Access, &blob)
                 .unwrap()
                 .expose_secret(),
             "x"
         );
-        assert_eq!(ring.encrypt(1, TokenField::Access, &secret("y")).0, 2);
+        assert_eq!(
+            ring.encrypt(1, TokenField::Access, &secret("y")).0,
+            ring.current_version()
+        );
+    }
+
+    #[test]
+    fn legacy_rows_are_read_with_whichever_configured_key_wrote_them() {
+        let old_text = generate_key_base64();
+        let (v, blob) = legacy(&old_text).encrypt(3, TokenField::Refresh, &secret("legacy"));
+        assert_eq!(v, LEGACY_KEY_VERSION);
+        for ring in [
+            Keyring::new(key(&old_text)),
+            keyring().with_older(key(&old_text)),
+        ] {
+            assert_eq!(
+                ring.decrypt(3, v, TokenField::Refresh, &blob)
+                    .unwrap()
+                    .expose_secret(),
+                "legacy"
+            );
+        }
+        assert_eq!(
+            keyring()
+                .decrypt(3, v, TokenField::Refresh, &blob)
+                .unwrap_err(),
+            DecryptError::WrongKeyOrTampered { account_id: 3 }
+        );
     }
 
     #[test]
     fn bad_keys_are_refused_with_the_setting_name() {
-        let short = TokenKey::from_base64(&secret("c2hvcnQ="), 1).unwrap_err();
-        assert!(short.to_string().contains("security.token_key"));
-        assert!(short.to_string().contains("expected 32"));
-        assert!(TokenKey::from_base64(&secret("%%%"), 1).is_err());
+        let short = TokenKey::from_base64(&secret("c2hvcnQ=")).unwrap_err();
+        assert!(short.to_string().contains("security.token_key"), "{short}");
+        assert!(short.to_string().contains("expected 32"), "{short}");
+        assert!(TokenKey::from_base64(&secret("%%%")).is_err());
         let none = SecuritySettings {
             token_key: None,
             token_key_file: None,
+            previous_token_keys: Vec::new(),
+            previous_token_keys_file: None,
         };
         let err = Keyring::from_settings(&none).unwrap_err();
         assert!(err.to_string().contains("security.token_key"), "{err}");
         assert!(err.to_string().contains("keygen"));
+
+        let bad_previous = "bm90LWEta2V5LWF0LWFsbA==";
+        let settings = SecuritySettings {
+            token_key: Some(secret(&generate_key_base64())),
+            previous_token_keys: vec![secret(&generate_key_base64()), secret(bad_previous)],
+            ..none
+        };
+        let err = Keyring::from_settings(&settings).unwrap_err().to_string();
+        assert!(err.contains("security.previous_token_keys"), "{err}");
+        assert!(err.contains("key 2 of 2"), "{err}");
+        assert!(!err.contains(bad_previous), "{err}");
     }
 
     #[test]
     fn debug_shows_no_key() {
         let text = generate_key_base64();
-        let ring = Keyring::new(TokenKey::from_base64(&secret(&text), 1).unwrap());
-        assert!(!format!("{ring:?}").contains(&text));
+        let old = generate_key_base64();
+        let ring = Keyring::new(key(&text)).with_older(key(&old));
+        let debug = format!("{ring:?}");
+        assert!(!debug.contains(&text) && !debug.contains(&old), "{debug}");
     }
 }

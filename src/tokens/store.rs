@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
@@ -122,6 +123,39 @@ pub enum StoreError {
     Decrypt(#[from] DecryptError),
 }
 
+/// What [`TokenStore::rekey`] did with one account's row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RekeyOutcome {
+    /// Decrypted with the key of version `from` and written again with the current key.
+    Reencrypted {
+        /// The key version the row had.
+        from: i32,
+    },
+    /// Already encrypted with the current key: nothing written.
+    AlreadyCurrent,
+    /// The row was deleted meanwhile (`disconnect`).
+    Gone,
+}
+
+/// Why [`TokenStore::rekey`] left a row as it was.
+#[derive(Debug, thiserror::Error)]
+pub enum RekeyError {
+    /// No configured key decrypts it, or the database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Another process held the row (a token refresh takes one request) for longer than allowed.
+    #[error(
+        "the credentials of account {account_id} stayed locked for more than {waited:?} (a token \
+         refresh in flight?); run `lightspeed-sync rekey` again"
+    )]
+    Locked {
+        /// The account.
+        account_id: u64,
+        /// How long `rekey` waited.
+        waited: Duration,
+    },
+}
+
 /// Encrypted credentials in Postgres.
 #[derive(Clone)]
 pub struct TokenStore {
@@ -207,6 +241,75 @@ impl TokenStore {
             access_expires_at: row.access_expires_at,
             issued_at: row.refreshed_at.unwrap_or(row.connected_at),
             connected_at: row.connected_at,
+        })
+    }
+
+    /// Re-encrypt one account's tokens with the current key, in a transaction of its own that holds
+    /// the row lock (`FOR UPDATE`, waiting at most `lock_wait`): a token refresh of a running daemon,
+    /// which takes the same lock, either finishes first (and its new pair is what gets re-encrypted)
+    /// or waits for this one. Idempotent: a row already under the current key is left alone. A row
+    /// no configured key decrypts is left as it is and reported.
+    pub async fn rekey(
+        &self,
+        account_id: u64,
+        lock_wait: Duration,
+    ) -> Result<RekeyOutcome, RekeyError> {
+        let db = |source| RekeyError::Store(StoreError::Db { account_id, source });
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let wait_ms = u64::try_from(lock_wait.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        credentials::set_local_lock_timeout(&mut *tx, wait_ms)
+            .await
+            .map_err(db)?;
+        let row = match credentials::select_for_update(&mut *tx, db_id(account_id)).await {
+            Ok(Some(row)) => row,
+            Ok(None) => return Ok(RekeyOutcome::Gone),
+            Err(e) if credentials::is_lock_timeout(&e) => {
+                return Err(RekeyError::Locked {
+                    account_id,
+                    waited: lock_wait,
+                });
+            }
+            Err(e) => return Err(db(e)),
+        };
+        // Either way out below ends the transaction at once, so the lock is not held any longer.
+        if row.key_version == self.keyring.current_version() {
+            tx.rollback().await.map_err(db)?;
+            return Ok(RekeyOutcome::AlreadyCurrent);
+        }
+        let creds = match self.decrypt_row(&row) {
+            Ok(creds) => creds,
+            Err(e) => {
+                tx.rollback().await.map_err(db)?;
+                return Err(e.into());
+            }
+        };
+        let (key_version, access, refresh) = self.encrypt_pair(
+            account_id,
+            &NewTokens {
+                access_token: &creds.access_token,
+                refresh_token: &creds.refresh_token,
+                access_expires_at: creds.access_expires_at,
+            },
+        );
+        let updated = credentials::update_key(
+            &mut *tx,
+            row.account_id,
+            row.generation,
+            key_version,
+            &access,
+            &refresh,
+        )
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(if updated {
+            RekeyOutcome::Reencrypted {
+                from: row.key_version,
+            }
+        } else {
+            RekeyOutcome::Gone
         })
     }
 

@@ -1,11 +1,13 @@
-//! Tests of the deployment artifacts in `deploy/`: the read-only BI role (against a real PostgreSQL,
-//! one migrated database per test), the systemd unit (`systemd-analyze verify` where it exists), and
+//! Tests of the deployment artifacts in `deploy/`: the read-only BI role and the compose owner role
+//! (against a real PostgreSQL, one database per test), the compose file's secure defaults, the
+//! systemd unit (`systemd-analyze verify` and `security` where it exists), and
 //! the commands, flags and settings that the unit, the Dockerfile, the compose file and
 //! `docs/deployment.md` use (against the built binary and `config.toml.example`).
 //!
 //! Run with `DATABASE_URL=postgres://postgres@127.0.0.1/postgres cargo nextest run --test deploy`.
 
 mod artifacts;
+mod compose;
 mod reader_role;
 mod systemd;
 

@@ -295,3 +295,83 @@ async fn the_script_is_idempotent(pool: PgPool) {
 
     reader.drop(&pool).await;
 }
+
+/// SQLSTATE too_many_connections (also "too many connections for role").
+const TOO_MANY_CONNECTIONS: &str = "53300";
+
+#[sqlx::test]
+async fn a_reader_login_gets_no_temp_tables_a_statement_timeout_and_a_connection_limit(
+    pool: PgPool,
+) {
+    let reader = Reader::create(&pool).await;
+    // Limits set by hand on another login are kept when the script runs again.
+    let tuned = format!("lss_test_tuned_{}", uuid::Uuid::new_v4().simple());
+    exec(
+        &pool,
+        &format!(
+            "CREATE ROLE {tuned} LOGIN PASSWORD 'test' CONNECTION LIMIT 2 IN ROLE lightspeed_reader;
+             ALTER ROLE {tuned} SET statement_timeout = '30s';"
+        ),
+    )
+    .await;
+    // Logins added after the script get their limits when it runs again (as documented).
+    apply_script(&pool).await;
+
+    let options = (*pool.connect_options())
+        .clone()
+        .username(&reader.name)
+        .password("test");
+    let mut conn = sqlx::PgConnection::connect_with(&options)
+        .await
+        .expect("log in as the reader");
+    match sqlx::query("CREATE TEMP TABLE scratch (id int)")
+        .execute(&mut conn)
+        .await
+    {
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(PERMISSION_DENIED) => {}
+        other => panic!("a reader created a temporary table: {other:?}"),
+    }
+    let timeout: String = sqlx::query_scalar("SHOW statement_timeout")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(timeout, "5min");
+    // Ten connections in all, the eleventh is refused.
+    let mut open = vec![conn];
+    for _ in 1..10 {
+        open.push(
+            sqlx::PgConnection::connect_with(&options)
+                .await
+                .expect("connections up to the limit"),
+        );
+    }
+    match sqlx::PgConnection::connect_with(&options).await {
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(TOO_MANY_CONNECTIONS) => {}
+        other => panic!(
+            "an eleventh connection was not refused: {:?}",
+            other.map(drop)
+        ),
+    }
+    for conn in open {
+        conn.close().await.expect("close");
+    }
+
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT rolconnlimit, (SELECT setconfig FROM pg_db_role_setting WHERE setrole = r.oid
+                               AND setdatabase = 0) AS config
+         FROM pg_roles r WHERE rolname = '{tuned}'"
+    )))
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(row.get::<i32, _>("rolconnlimit"), 2);
+    assert_eq!(
+        row.get::<Vec<String>, _>("config"),
+        ["statement_timeout=30s"]
+    );
+    // The daemon's role (here the test's superuser, the schema owner) still may.
+    exec(&pool, "CREATE TEMP TABLE owner_scratch (id int)").await;
+
+    exec(&pool, &format!("DROP ROLE {tuned}")).await;
+    reader.drop(&pool).await;
+}

@@ -46,3 +46,37 @@ fn the_unit_passes_systemd_analyze_verify() {
         out.status
     );
 }
+
+/// The exposure level `systemd-analyze security` gives the unit; the unit must stay at or below it.
+const MAX_EXPOSURE: f64 = 1.2;
+
+#[test]
+fn the_unit_rates_at_most_1_2_in_systemd_analyze_security() {
+    if Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        println!("skipped: systemd-analyze is not installed here");
+        return;
+    }
+    let out = Command::new("systemd-analyze")
+        .args(["security", "--offline=yes", "--no-pager"])
+        .arg(super::repo_root().join(UNIT))
+        .env("SYSTEMD_LOG_COLOR", "0")
+        .output()
+        .expect("run systemd-analyze security");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let level = stdout
+        .lines()
+        .find_map(|l| l.split_once("Overall exposure level for lightspeed-sync.service: "))
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .and_then(|n| n.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no exposure level in:\n{stdout}{stderr}"));
+    println!("systemd-analyze security: {level}");
+    assert!(
+        level <= MAX_EXPOSURE,
+        "the unit's exposure level rose to {level} (at most {MAX_EXPOSURE}):\n{stdout}"
+    );
+}

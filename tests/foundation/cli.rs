@@ -22,6 +22,8 @@ fn help_lists_every_command_of_the_contract() {
         "sim",
         "demo",
         "config",
+        "doctor",
+        "rekey",
     ] {
         assert!(
             text.contains(&format!("\n  {cmd} ")),

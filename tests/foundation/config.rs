@@ -174,3 +174,160 @@ fn the_example_file_is_the_defaults() {
     assert_eq!(text, lightspeed_sync::config::EXAMPLE);
     load(Some(&text), &[]).unwrap();
 }
+
+/// A database URL carrying secrets in every place a PostgreSQL URL can: the userinfo, the
+/// `password` and `sslpassword` query parameters (one with a percent-encoded name, as the driver
+/// decodes names), and a fragment (what follows an unencoded `#` in a password).
+const URL_WITH_SECRETS: &str = "postgres://me:userinfoSECRET@127.0.0.1:1/nowhere?sslmode=prefer\
+    &password=hunter2SECRET&application_name=lss&sslpassword=keySECRET&pass%77ord=encodedSECRET\
+    #fragmentSECRET";
+const URL_SECRETS: [&str; 5] = [
+    "userinfoSECRET",
+    "hunter2SECRET",
+    "keySECRET",
+    "encodedSECRET",
+    "fragmentSECRET",
+];
+
+fn bin() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_lightspeed-sync"));
+    c.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    c
+}
+
+#[test]
+fn config_redacts_passwords_in_the_database_url_query() {
+    let out = bin()
+        .arg("config")
+        .env("LSSYNC__DATABASE__URL", URL_WITH_SECRETS)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    for secret in URL_SECRETS {
+        assert!(!text.contains(secret), "config printed {secret}:\n{text}");
+    }
+    // What is not secret is shown as it was written.
+    let parsed: toml::Value = toml::from_str(&text).unwrap();
+    assert_eq!(
+        parsed["database"]["url"].as_str(),
+        Some(
+            "postgres://me:REDACTED@127.0.0.1:1/nowhere?sslmode=prefer&password=REDACTED\
+             &application_name=lss&sslpassword=REDACTED&pass%77ord=REDACTED#REDACTED"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn connect_errors_and_logs_hold_no_password_from_the_url_query() {
+    let out = bin()
+        .arg("migrate")
+        .env("LSSYNC__DATABASE__URL", URL_WITH_SECRETS)
+        .env("LSSYNC__LOG__LEVEL", "trace")
+        .env("LSSYNC__LOG__FORMAT", "json")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stderr.contains("cannot reach PostgreSQL at postgres://me:REDACTED@127.0.0.1:1/nowhere?"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("password=REDACTED"), "{stderr}");
+    for secret in URL_SECRETS {
+        assert!(
+            !stderr.contains(secret) && !stdout.contains(secret),
+            "{secret} printed:\n{stderr}{stdout}"
+        );
+    }
+}
+
+#[test]
+fn redaction_keeps_urls_without_secrets_as_they_are() {
+    use lightspeed_sync::config::redact_url;
+    for url in [
+        "postgres://localhost/lightspeed",
+        "postgres://me@db.example.com:5433/lightspeed?sslmode=verify-full&sslrootcert=/etc/ca.pem",
+        "postgresql://me@%2Frun%2Fpostgresql/lightspeed",
+    ] {
+        assert_eq!(redact_url(url), url::Url::parse(url).unwrap().to_string());
+    }
+    assert_eq!(
+        redact_url("postgres://h/db?PASSWORD=x&sslpassword"),
+        "postgres://h/db?PASSWORD=REDACTED&sslpassword=REDACTED"
+    );
+    assert_eq!(redact_url("not a url with hunter2"), "REDACTED");
+}
+
+#[test]
+fn previous_token_keys_come_from_a_list_a_string_or_a_file_and_are_never_printed() {
+    let (a, b, c) = (
+        lightspeed_sync::tokens::crypto::generate_key_base64(),
+        lightspeed_sync::tokens::crypto::generate_key_base64(),
+        lightspeed_sync::tokens::crypto::generate_key_base64(),
+    );
+    let texts = |s: &Settings| -> Vec<String> {
+        s.security
+            .previous_token_keys()
+            .unwrap()
+            .iter()
+            .map(|k| k.expose_secret().to_owned())
+            .collect()
+    };
+    let file = format!("[security]\nprevious_token_keys = [\"{a}\", \"{b}\"]\n");
+    assert_eq!(
+        texts(&load(Some(&file), &[]).unwrap()),
+        [a.clone(), b.clone()]
+    );
+    let joined = format!("{a}, {b}");
+    let s = load(None, &[("LSSYNC__SECURITY__PREVIOUS_TOKEN_KEYS", &joined)]).unwrap();
+    assert_eq!(texts(&s), [a.clone(), b.clone()]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let keys_file = dir.path().join("previous");
+    std::fs::write(&keys_file, format!("# retired 2026-12\n{c}\n\n")).unwrap();
+    let s = load(
+        None,
+        &[
+            ("LSSYNC__SECURITY__PREVIOUS_TOKEN_KEYS", &a),
+            (
+                "LSSYNC__SECURITY__PREVIOUS_TOKEN_KEYS_FILE",
+                keys_file.to_str().unwrap(),
+            ),
+        ],
+    )
+    .unwrap();
+    assert_eq!(texts(&s), [a.clone(), c.clone()]);
+    let printed = s.redacted_toml();
+    let debug = format!("{s:?}");
+    for key in [&a, &c] {
+        assert!(!printed.contains(key.as_str()), "{printed}");
+        assert!(!debug.contains(key.as_str()));
+    }
+    assert!(
+        printed.contains("previous_token_keys = [\"REDACTED\"]"),
+        "{printed}"
+    );
+}
+
+#[test]
+fn an_unreadable_database_password_file_is_named() {
+    let out = bin()
+        .arg("migrate")
+        .env("LSSYNC__DATABASE__URL", "postgres://me@127.0.0.1:1/nowhere")
+        .env(
+            "LSSYNC__DATABASE__PASSWORD_FILE",
+            "/nonexistent/db_password",
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("database.password") && err.contains("/nonexistent/db_password"),
+        "{err}"
+    );
+}

@@ -11,6 +11,7 @@ mod mutations;
 mod oauth;
 mod pagination;
 mod ratelimit;
+mod relations;
 mod rotation;
 mod shapes;
 mod throughput;

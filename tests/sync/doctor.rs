@@ -147,3 +147,16 @@ async fn doctor_names_a_wrapped_detail_and_an_unknown_account(pool: PgPool) {
     assert!(out.contains("parsed (wrapped in `Account`)"), "{out}");
     assert!(out.contains("FAIL  account 4242: not connected"), "{out}");
 }
+
+#[sqlx::test]
+async fn doctor_samples_with_the_configured_relations(pool: PgPool) {
+    let env = env(pool, fast(1, 10)).await;
+    let settings = settings(
+        &env,
+        &[("LSSYNC__SYNC__CUSTOMER_RELATIONS", "Contact,Note")],
+    )
+    .await;
+    let (failed, out) = doctor(&settings, vec![]).await;
+    assert_eq!(failed, 0, "{out}");
+    assert!(out.contains("(limit 5, loading Contact, Note)"), "{out}");
+}

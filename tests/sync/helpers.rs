@@ -165,6 +165,43 @@ impl Env {
         for (id, t) in &truth {
             assert_eq!(&mirror[id], t, "account {account}, customer {id} differs");
         }
+        self.assert_definitions_match(account).await;
+    }
+
+    /// Assert `custom_fields` and `customer_types` (rows not marked deleted) equal the simulator's
+    /// definitions, and that every row marked deleted is gone from the simulator.
+    pub async fn assert_definitions_match(&self, account: u64) {
+        let a = account as i64;
+        let fields: Vec<(i64, String, String, bool)> = sqlx::query_as(
+            "SELECT custom_field_id, name, type, archived FROM lightspeed.custom_fields
+             WHERE account_id = $1 AND deleted_at IS NULL ORDER BY custom_field_id",
+        )
+        .bind(a)
+        .fetch_all(&self.pool)
+        .await
+        .unwrap();
+        let truth: Vec<(i64, String, String, bool)> = self
+            .sim
+            .truth_custom_fields(account)
+            .into_iter()
+            .map(|d| (d.id as i64, d.name, d.kind, d.archived))
+            .collect();
+        assert_eq!(fields, truth, "account {account}: custom_fields differ");
+        let types: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT customer_type_id, name FROM lightspeed.customer_types
+             WHERE account_id = $1 AND deleted_at IS NULL ORDER BY customer_type_id",
+        )
+        .bind(a)
+        .fetch_all(&self.pool)
+        .await
+        .unwrap();
+        let truth: Vec<(i64, String)> = self
+            .sim
+            .truth_customer_types(account)
+            .into_iter()
+            .map(|t| (t.id as i64, t.name))
+            .collect();
+        assert_eq!(types, truth, "account {account}: customer_types differ");
     }
 }
 
@@ -181,11 +218,57 @@ pub struct Comparable {
     pub emails: Vec<(String, String)>,
     pub phones: Vec<(String, String)>,
     pub addresses: Vec<Vec<String>>,
+    pub websites: Vec<String>,
+    pub contact_custom: Option<String>,
+    pub customer_type_id: Option<i64>,
+    pub credit_account_id: Option<i64>,
+    pub note: Option<String>,
+    pub note_is_public: Option<bool>,
+    pub tags: Option<Vec<String>>,
+    /// (creditAccountID, balance in cents, limit in cents, timeStamp)
+    pub credit: Option<(i64, i64, i64, Option<DateTime<Utc>>)>,
+    /// By field ID.
+    pub custom_fields: Vec<FieldCmp>,
 }
+
+/// A custom field value compared: (customFieldID, name, type, value, choice IDs, timeStamp).
+pub type FieldCmp = (
+    i64,
+    String,
+    String,
+    Option<String>,
+    Vec<i64>,
+    Option<DateTime<Utc>>,
+);
 
 impl Comparable {
     fn from_truth(c: TruthCustomer) -> Self {
+        let some = |s: String| (!s.is_empty()).then_some(s);
         Comparable {
+            websites: c.websites,
+            contact_custom: some(c.contact_custom),
+            customer_type_id: c.customer_type_id.map(|v| v as i64),
+            credit_account_id: c.credit_account_id.map(|v| v as i64),
+            note: some(c.note),
+            note_is_public: Some(c.note_is_public),
+            tags: Some(c.tags),
+            credit: c
+                .credit
+                .map(|k| (k.id as i64, k.balance_cents, k.limit_cents, Some(k.updated))),
+            custom_fields: c
+                .custom_fields
+                .into_iter()
+                .map(|f| {
+                    (
+                        f.field_id as i64,
+                        f.name,
+                        f.kind,
+                        some(f.value),
+                        f.choice_ids.into_iter().map(|i| i as i64).collect(),
+                        Some(f.updated),
+                    )
+                })
+                .collect(),
             first_name: c.first_name,
             last_name: c.last_name,
             title: c.title,
@@ -253,6 +336,15 @@ pub async fn mirror(pool: &PgPool, account: u64) -> BTreeMap<u64, Comparable> {
                         emails: vec![],
                         phones: vec![],
                         addresses: vec![],
+                        websites: vec![],
+                        contact_custom: None,
+                        customer_type_id: None,
+                        credit_account_id: None,
+                        note: None,
+                        note_is_public: None,
+                        tags: None,
+                        credit: None,
+                        custom_fields: vec![],
                     },
                 )
             },
@@ -304,6 +396,85 @@ pub async fn mirror(pool: &PgPool, account: u64) -> BTreeMap<u64, Comparable> {
         if let Some(c) = out.get_mut(&(id as u64)) {
             c.addresses
                 .push(vec![a1, a2, city, state, sc, zip, country, cc]);
+        }
+    }
+    type Rel = (
+        i64,
+        Option<String>,
+        Option<i64>,
+        Option<i64>,
+        Option<String>,
+        Option<bool>,
+        Option<Vec<String>>,
+    );
+    let rels: Vec<Rel> = sqlx::query_as(
+        "SELECT customer_id, contact_custom, customer_type_id, credit_account_id, note,
+                note_is_public, tags
+         FROM lightspeed.customers WHERE account_id = $1 AND deleted_at IS NULL",
+    )
+    .bind(a)
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    for (id, custom, ctype, credit, note, public, tags) in rels {
+        if let Some(c) = out.get_mut(&(id as u64)) {
+            (c.contact_custom, c.customer_type_id, c.credit_account_id) = (custom, ctype, credit);
+            (c.note, c.note_is_public, c.tags) = (note, public, tags);
+        }
+    }
+    let websites: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT customer_id, url FROM lightspeed.customer_websites
+         WHERE account_id = $1 ORDER BY customer_id, position",
+    )
+    .bind(a)
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    for (id, url) in websites {
+        if let Some(c) = out.get_mut(&(id as u64)) {
+            c.websites.push(url);
+        }
+    }
+    type Credit = (i64, i64, Option<i64>, Option<i64>, Option<DateTime<Utc>>);
+    let credits: Vec<Credit> = sqlx::query_as(
+        "SELECT customer_id, credit_account_id, (balance * 100)::bigint,
+                (credit_limit * 100)::bigint, updated_at
+         FROM lightspeed.credit_accounts WHERE account_id = $1",
+    )
+    .bind(a)
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    for (id, credit_id, balance, limit, updated) in credits {
+        if let Some(c) = out.get_mut(&(id as u64)) {
+            c.credit = Some((credit_id, balance.unwrap_or(0), limit.unwrap_or(0), updated));
+        }
+    }
+    type Field = (
+        i64,
+        i64,
+        String,
+        String,
+        Option<String>,
+        Vec<i64>,
+        Option<DateTime<Utc>>,
+    );
+    let fields: Vec<Field> = sqlx::query_as(
+        "SELECT customer_id, custom_field_id, name, type, value,
+                ARRAY(SELECT (x #>> '{}')::bigint
+                      FROM jsonb_path_query(value_json, 'strict $.**.customFieldChoiceID') AS x),
+                updated_at
+         FROM lightspeed.customer_custom_fields
+         WHERE account_id = $1 ORDER BY customer_id, custom_field_id",
+    )
+    .bind(a)
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    for (id, field, name, kind, value, choices, updated) in fields {
+        if let Some(c) = out.get_mut(&(id as u64)) {
+            c.custom_fields
+                .push((field, name, kind, value, choices, updated));
         }
     }
     out

@@ -15,3 +15,4 @@ mod mirror;
 mod mock;
 mod process;
 mod recorded;
+mod relations;

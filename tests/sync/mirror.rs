@@ -39,6 +39,13 @@ fn row(id: i64, name: &str, updated: i64, email: &str) -> CustomerRow {
             city: "Montréal".into(),
             ..AddressRow::default()
         }],
+        contact_custom: None,
+        note: None,
+        note_is_public: None,
+        tags: None,
+        websites: vec![],
+        custom_fields: vec![],
+        credit_account: None,
     }
 }
 

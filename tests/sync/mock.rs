@@ -71,6 +71,17 @@ async fn a_refused_between_operator_falls_back_to_equality_in_the_tie_sweep(pool
         .mount(&server)
         .await;
 
+    // The definitions a first run walks after the customers: none.
+    Mock::given(method("GET"))
+        .and(wiremock::matchers::path_regex(
+            r"/(Customer/CustomField|CustomerType)\.json$",
+        ))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_string(r#"{"@attributes":{"next":"","previous":""}}"#),
+        )
+        .mount(&server)
+        .await;
     let (api, _tokens) = client_helpers::client(&base, 2);
     let engine = Engine {
         pool: pool.clone(),

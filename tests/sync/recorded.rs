@@ -199,6 +199,16 @@ struct Expected {
     emails: Vec<(String, String)>,
     phones: Vec<(String, String)>,
     addresses: Vec<Vec<String>>,
+    websites: Vec<String>,
+    /// (Contact.custom, Note.note, Note.isPublic, Tags)
+    relations: (
+        Option<String>,
+        Option<String>,
+        Option<bool>,
+        Option<Vec<String>>,
+    ),
+    /// CreditAccount: (creditAccountID, balance, creditLimit, timeStamp)
+    credit: Option<(i64, String, String, Option<DateTime<Utc>>)>,
     raw: Value,
 }
 
@@ -264,6 +274,29 @@ fn expected(r: &Value) -> Expected {
             })
             .filter(|a| a.iter().any(|f| !f.is_empty()))
             .collect(),
+        websites: entries("Websites", "ContactWebsite")
+            .iter()
+            .map(|w| text(w, "url"))
+            .filter(|u| !u.is_empty())
+            .collect(),
+        relations: (
+            contact.and_then(|c| opt_text(c, "custom")),
+            r.get("Note").and_then(|n| opt_text(n, "note")),
+            r.get("Note").map(|n| text(n, "isPublic") == "true"),
+            // Every recorded `Tags` is "" (no tags); a missing key: not loaded.
+            r.get("Tags").map(|t| {
+                assert_eq!(t, "", "a recording with tags: teach the oracle their shape");
+                Vec::new()
+            }),
+        ),
+        credit: r.get("CreditAccount").filter(|c| c.is_object()).map(|c| {
+            (
+                text(c, "creditAccountID").parse().unwrap(),
+                text(c, "balance"),
+                text(c, "creditLimit"),
+                time(c, "timeStamp"),
+            )
+        }),
         raw: r.clone(),
     }
 }
@@ -336,9 +369,45 @@ async fn stored(pool: &PgPool, account: u64) -> BTreeMap<u64, Expected> {
         .fetch_all(pool)
         .await
         .unwrap();
+        let websites: Vec<String> = sqlx::query_scalar(
+            "SELECT url FROM lightspeed.customer_websites
+             WHERE account_id = $1 AND customer_id = $2 ORDER BY position",
+        )
+        .bind(account as i64)
+        .bind(id)
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        type Relations = (
+            Option<String>,
+            Option<String>,
+            Option<bool>,
+            Option<Vec<String>>,
+        );
+        let relations: Relations = sqlx::query_as(
+            "SELECT contact_custom, note, note_is_public, tags FROM lightspeed.customers
+             WHERE account_id = $1 AND customer_id = $2",
+        )
+        .bind(account as i64)
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        let credit: Option<(i64, String, String, Option<DateTime<Utc>>)> = sqlx::query_as(
+            "SELECT credit_account_id, balance::text, credit_limit::text, updated_at
+             FROM lightspeed.credit_accounts WHERE account_id = $1 AND customer_id = $2",
+        )
+        .bind(account as i64)
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+        .unwrap();
         out.insert(
             id as u64,
             Expected {
+                websites,
+                relations,
+                credit,
                 names: (r.1, r.2, r.3, r.4),
                 vat_and_reg: (r.5, r.6),
                 archived: r.7,
@@ -385,6 +454,21 @@ async fn run(engine: &Engine, account: u64, stream: Stream, kind: Kind) -> RunRe
         .await
 }
 
+/// No recording of `Customer/CustomField.json` or `CustomerType.json` exists: the definitions
+/// walked by first and full runs are served empty lists (the documented envelope).
+async fn mount_definitions(server: &MockServer) {
+    Mock::given(method("GET"))
+        .and(wiremock::matchers::path_regex(
+            r"/API/V3/Account/\d+/(Customer/CustomField|CustomerType)\.json$",
+        ))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_string(r#"{"@attributes":{"next":"","previous":""}}"#),
+        )
+        .mount(server)
+        .await;
+}
+
 fn customers_path(account: u64) -> String {
     format!("/API/V3/Account/{account}/Customer.json")
 }
@@ -392,6 +476,7 @@ fn customers_path(account: u64) -> String {
 #[sqlx::test]
 async fn every_recorded_customer_lands_exactly_as_the_file_says(pool: PgPool) {
     let server = MockServer::start().await;
+    mount_definitions(&server).await;
     let sources = sources();
     for s in &sources {
         // Bodies served verbatim with their recorded headers; embedded customers in an envelope.
@@ -454,6 +539,7 @@ async fn every_recorded_customer_lands_exactly_as_the_file_says(pool: PgPool) {
 #[sqlx::test]
 async fn a_blank_contact_address_is_no_row_and_stays_in_raw(pool: PgPool) {
     let server = MockServer::start().await;
+    mount_definitions(&server).await;
     let account = 900_201;
     Mock::given(method("GET"))
         .and(path(customers_path(account)))
@@ -507,6 +593,7 @@ fn json_of(name: &str) -> Value {
 #[sqlx::test]
 async fn the_recorded_account_list_and_the_documented_bare_detail_land(pool: PgPool) {
     let server = MockServer::start().await;
+    mount_definitions(&server).await;
     let account = 120_645; // Kit Kraft Sandbox, mp-2016-account-list.json
     let detail = ResponseTemplate::new(200).set_body_bytes(body("doc-samples/account-detail.json"));
     mount_account(&server, "mp-2016-account-list.json", detail, account).await;
@@ -540,6 +627,7 @@ async fn every_recorded_account_list_parses_with_its_recorded_headers(pool: PgPo
         ("mp-2015-account-list-117102.json", 117_102),
     ] {
         let server = MockServer::start().await;
+        mount_definitions(&server).await;
         let wrapped = format!(
             r#"{{"@attributes":{{"count":"1"}},"Account":{{"accountID":"{account}","name":"Detail name","status":"customer","defaultCurrency":{{"code":"USD","symbol":"$"}}}}}}"#
         );
@@ -580,6 +668,7 @@ async fn every_recorded_account_list_parses_with_its_recorded_headers(pool: PgPo
 #[sqlx::test]
 async fn a_detail_of_neither_shape_fails_the_run_but_the_listed_account_lands(pool: PgPool) {
     let server = MockServer::start().await;
+    mount_definitions(&server).await;
     let account = 120_645;
     let detail =
         ResponseTemplate::new(200).set_body_string(r#"{"@attributes":{"count":"0"}}"#.to_string());
@@ -609,6 +698,7 @@ async fn a_recorded_401_refreshes_once_then_the_page_lands(pool: PgPool) {
     .enumerate()
     {
         let server = MockServer::start().await;
+        mount_definitions(&server).await;
         let account = 900_301 + i as u64;
         Mock::given(method("GET"))
             .and(path(customers_path(account)))
@@ -644,6 +734,7 @@ async fn recorded_404_and_400_fail_the_run_naming_the_url_and_commit_nothing(poo
     .enumerate()
     {
         let server = MockServer::start().await;
+        mount_definitions(&server).await;
         let account = 900_401 + i as u64;
         Mock::given(method("GET"))
             .and(path(customers_path(account)))
@@ -672,6 +763,7 @@ async fn recorded_404_and_400_fail_the_run_naming_the_url_and_commit_nothing(poo
 #[sqlx::test]
 async fn a_recorded_429_without_retry_after_or_bucket_headers_is_retried(pool: PgPool) {
     let server = MockServer::start().await;
+    mount_definitions(&server).await;
     let account = 900_501;
     Mock::given(method("GET"))
         .and(path(customers_path(account)))

@@ -6,5 +6,6 @@ mod authorize;
 mod helpers;
 mod hostile;
 mod oauth;
+mod rekey;
 mod sim;
 mod source;

@@ -49,6 +49,57 @@ const CONTACT: Shape = Shape::Object(&[
     ("Websites", Shape::Container("ContactWebsite", &WEBSITE)),
 ]);
 
+/// `Note` (fact sheet §6.1; the 2019 recording).
+const NOTE: Shape = Shape::Object(&[
+    ("note", Shape::Text),
+    ("isPublic", Shape::Text),
+    ("timeStamp", Shape::Text),
+]);
+/// `CreditAccount` (creditaccount.md of the koop-voor-hoop docs mirror; the 2019 recording).
+const CREDIT_ACCOUNT: Shape = Shape::Object(&[
+    ("creditAccountID", Shape::Text),
+    ("name", Shape::Text),
+    ("code", Shape::Text),
+    ("creditLimit", Shape::Text),
+    ("description", Shape::Text),
+    ("giftCard", Shape::Text),
+    ("archived", Shape::Text),
+    ("timeStamp", Shape::Text),
+    ("customerID", Shape::Text),
+    ("balance", Shape::Text),
+]);
+/// `CustomerType` (customertype.md).
+pub const CUSTOMER_TYPE: Shape = Shape::Object(&[
+    ("customerTypeID", Shape::Text),
+    ("name", Shape::Text),
+    ("taxCategoryID", Shape::Text),
+    ("discountID", Shape::Text),
+    ("Discount", Shape::Any),
+    ("TaxCategory", Shape::Any),
+]);
+/// A `CustomField` definition (customer-customfield.md).
+pub const CUSTOM_FIELD: Shape = Shape::Object(&[
+    ("customFieldID", Shape::Text),
+    ("type", Shape::Text),
+    ("name", Shape::Text),
+    ("uom", Shape::Text),
+    ("decimalPrecision", Shape::Text),
+    ("archived", Shape::Text),
+    ("default", Shape::Any),
+    ("timeStamp", Shape::Text),
+]);
+/// One `CustomFieldValue` (customer-customfield.md); `value` is a string or, for the choice types,
+/// choice objects in a shape no sample shows (see `relations.rs`).
+const CUSTOM_FIELD_VALUE: Shape = Shape::Object(&[
+    ("customFieldValueID", Shape::Text),
+    ("value", Shape::Any),
+    ("name", Shape::Text),
+    ("type", Shape::Text),
+    ("deleted", Shape::Text),
+    ("customFieldID", Shape::Text),
+    ("timeStamp", Shape::Text),
+]);
+
 /// A `Customer` record (fact sheet §6.1; `contactID`, `employeeID`, `noteID` and `measurementID`
 /// from the 2016 recording and the API's generated spec; the relations the mirror keeps in `raw`).
 pub const CUSTOMER: Shape = Shape::Object(&[
@@ -72,13 +123,17 @@ pub const CUSTOMER: Shape = Shape::Object(&[
     ("noteID", Shape::Text),
     ("measurementID", Shape::Text),
     ("Contact", CONTACT),
-    ("CreditAccount", Shape::Any),
-    ("CustomerType", Shape::Any),
+    ("CreditAccount", CREDIT_ACCOUNT),
+    ("CustomerType", CUSTOMER_TYPE),
     ("Discount", Shape::Any),
-    ("Note", Shape::Any),
+    ("Note", NOTE),
     ("TaxCategory", Shape::Any),
+    // Unverified on a Customer (fact sheet §14): every plausible shape is parsed (`relations.rs`).
     ("Tags", Shape::Any),
-    ("CustomFieldValues", Shape::Any),
+    (
+        "CustomFieldValues",
+        Shape::Container("CustomFieldValue", &CUSTOM_FIELD_VALUE),
+    ),
 ]);
 
 const LINK: Shape = Shape::Object(&[("@attributes", Shape::Object(&[("href", Shape::Text)]))]);

@@ -1,10 +1,13 @@
-//! `Customer` and its `Contact` (emails, phones, addresses) as the API sends them (fact sheet §6.1,
-//! §5 "What `Contact` contains").
+//! `Customer` and its `Contact` (emails, phones, addresses, websites) as the API sends them (fact
+//! sheet §6.1, §5 "What `Contact` contains"), with the other relations of `relations.rs`.
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::relations::{
+    self, CreditAccount, CreditAccountWire, CustomFieldValue, CustomFieldValueWire, Note, NoteWire,
+};
 use super::scalar::{self, Scalar, flag, foreign_key, id, opt_text, required_time, text, time};
 use super::shape::{Container, Entries, Item, OneOrMany};
 use super::{FieldError, Record, field};
@@ -44,6 +47,14 @@ pub struct Customer {
     pub tax_category_id: Option<i64>,
     /// The `Contact` relation, when loaded and not empty.
     pub contact: Option<Contact>,
+    /// The `Note` relation, when loaded.
+    pub note: Option<Note>,
+    /// The `CreditAccount` relation, when loaded and the customer has one.
+    pub credit_account: Option<CreditAccount>,
+    /// `Tags`: `None` when not loaded, else the tag names.
+    pub tags: Option<Vec<String>>,
+    /// `CustomFieldValues` that are set and not `deleted` (empty when not loaded).
+    pub custom_fields: Vec<CustomFieldValue>,
     /// The whole record as received (JSON text, as `jsonb` wants it).
     pub raw: Box<RawValue>,
 }
@@ -51,6 +62,8 @@ pub struct Customer {
 /// A customer's contact details.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Contact {
+    /// `custom`, `None` when empty.
+    pub custom: Option<String>,
     /// `noEmail`.
     pub no_email: Option<bool>,
     /// `noPhone`.
@@ -65,6 +78,8 @@ pub struct Contact {
     pub phones: Vec<Phone>,
     /// `Addresses.ContactAddress`, without blank ones (every field `""`).
     pub addresses: Vec<Address>,
+    /// `Websites.ContactWebsite` URLs (the docs' searching sample), without empty ones.
+    pub websites: Vec<String>,
 }
 
 /// One `ContactEmail`.
@@ -171,10 +186,20 @@ struct CustomerWire<'a> {
     tax_category_id: Option<Scalar<'a>>,
     #[serde(borrow, rename = "Contact")]
     contact: Option<OneOrMany<ContactWire<'a>>>,
+    #[serde(borrow, rename = "Note")]
+    note: Option<OneOrMany<NoteWire<'a>>>,
+    #[serde(rename = "CreditAccount")]
+    credit_account: Option<OneOrMany<CreditAccountWire>>,
+    #[serde(rename = "Tags")]
+    tags: Option<serde_json::Value>,
+    #[serde(borrow, rename = "CustomFieldValues")]
+    custom_field_values: Option<Container<CustomFieldValueWire<'a>>>,
 }
 
 #[derive(Deserialize)]
 struct ContactWire<'a> {
+    #[serde(borrow)]
+    custom: Option<Scalar<'a>>,
     #[serde(borrow, rename = "noEmail")]
     no_email: Option<Scalar<'a>>,
     #[serde(borrow, rename = "noPhone")]
@@ -189,6 +214,14 @@ struct ContactWire<'a> {
     phones: Option<Container<PhoneWire<'a>>>,
     #[serde(borrow, rename = "Addresses")]
     addresses: Option<Container<AddressWire<'a>>>,
+    #[serde(borrow, rename = "Websites")]
+    websites: Option<Container<WebsiteWire<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct WebsiteWire<'a> {
+    #[serde(borrow)]
+    url: Option<Scalar<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -236,6 +269,9 @@ impl Item for PhoneWire<'_> {
 impl Item for AddressWire<'_> {
     const KEY: &'static str = "ContactAddress";
 }
+impl Item for WebsiteWire<'_> {
+    const KEY: &'static str = "ContactWebsite";
+}
 
 impl Record for Customer {
     const KEY: &'static str = "Customer";
@@ -266,6 +302,19 @@ impl Record for Customer {
                 Some(OneOrMany(e)) => contact(e)?,
                 None => None,
             },
+            note: match w.note {
+                Some(OneOrMany(e)) => relations::note(e)?,
+                None => None,
+            },
+            credit_account: match w.credit_account {
+                Some(OneOrMany(e)) => relations::credit_account(e)?,
+                None => None,
+            },
+            tags: relations::tags(w.tags.as_ref())?,
+            custom_fields: match w.custom_field_values {
+                Some(Container(e)) => relations::custom_field_values(e)?,
+                None => Vec::new(),
+            },
             raw: raw.to_owned(),
         })
     }
@@ -287,6 +336,7 @@ fn contact(e: Entries<ContactWire<'_>>) -> Result<Option<Contact>, FieldError> {
         return Ok(None);
     };
     Ok(Some(Contact {
+        custom: field("Contact.custom", opt_text(c.custom.as_ref()))?,
         no_email: field("Contact.noEmail", flag(c.no_email.as_ref()))?,
         no_phone: field("Contact.noPhone", flag(c.no_phone.as_ref()))?,
         no_mail: field("Contact.noMail", flag(c.no_mail.as_ref()))?,
@@ -317,6 +367,12 @@ fn contact(e: Entries<ContactWire<'_>>) -> Result<Option<Contact>, FieldError> {
         })?
         .into_iter()
         .filter(|a| !a.is_blank())
+        .collect(),
+        websites: entries(c.websites, "Websites", |w, f| {
+            f("url", text(w.url.as_ref()))
+        })?
+        .into_iter()
+        .filter(|u| !u.trim().is_empty())
         .collect(),
     }))
 }
@@ -445,6 +501,66 @@ mod tests {
         assert_eq!(contact.phones.len(), 2);
         assert_eq!(contact.phones[1].use_type, "Mobile");
         assert!(contact.emails.is_empty() && contact.addresses.is_empty());
+    }
+
+    #[test]
+    fn every_relation_in_one_record() {
+        let mut v = docs_sample();
+        v["Contact"]["custom"] = json!("VIP");
+        v["Contact"]["Websites"] =
+            json!({"ContactWebsite": [{"url": "https://a.example"}, {"url": ""}]});
+        // The 2019 recording's relations.
+        v["CreditAccount"] = json!({"creditAccountID": "1", "balance": "-12.50", "creditLimit": "0",
+            "timeStamp": "2019-04-29T08:45:22+00:00"});
+        v["Note"] =
+            json!({"note": "", "isPublic": "false", "timeStamp": "2019-04-29T08:40:04+00:00"});
+        v["Tags"] = json!({"@attributes": {"count": "1"}, "tag": "vip"});
+        v["CustomerType"] = json!({"customerTypeID": "2", "name": "Wholesale", "taxCategoryID": "0", "discountID": "0"});
+        v["CustomFieldValues"] = json!({"CustomFieldValue": [
+            {"customFieldValueID": "7", "customFieldID": "3", "name": "Store", "type": "string",
+             "value": "Harbour", "deleted": "false", "timeStamp": "2026-01-01T00:00:00+00:00"},
+            {"customFieldValueID": "8", "customFieldID": "4", "name": "Gone", "type": "integer",
+             "value": "3", "deleted": "true"},
+            {"customFieldValueID": "9", "customFieldID": "1", "name": "Tier", "type": "single_choice",
+             "value": {"customFieldChoiceID": "2", "name": "Silver", "value": ""}}]});
+        let c = convert(v).unwrap();
+        let contact = c.contact.clone().unwrap();
+        assert_eq!(contact.custom.as_deref(), Some("VIP"));
+        assert_eq!(contact.websites, ["https://a.example"]);
+        let credit = c.credit_account.clone().unwrap();
+        assert_eq!(
+            (credit.credit_account_id, credit.balance.as_deref()),
+            (1, Some("-12.50"))
+        );
+        let note = c.note.clone().unwrap();
+        assert_eq!((note.note, note.is_public), (None, Some(false)));
+        assert_eq!(c.tags.as_deref(), Some(&["vip".to_string()][..]));
+        let fields: Vec<(u64, Option<&str>)> = c
+            .custom_fields
+            .iter()
+            .map(|f| (f.custom_field_id, f.value.as_deref()))
+            .collect();
+        assert_eq!(
+            fields,
+            [(3, Some("Harbour")), (1, Some("Silver"))],
+            "deleted values are not rows"
+        );
+        assert_eq!(c.custom_fields[1].value_json["customFieldChoiceID"], "2");
+        // Not loaded: none of them.
+        let c = convert(docs_sample()).unwrap();
+        assert!(c.note.is_none() && c.credit_account.is_none() && c.custom_fields.is_empty());
+        assert_eq!(c.tags.as_deref(), Some(&[][..]), "`Tags: \"\"` is no tags");
+        // Bad values name their field.
+        let mut v = docs_sample();
+        v["CreditAccount"] = json!({"creditAccountID": "1", "balance": "lots"});
+        assert_eq!(convert(v).unwrap_err().field, "CreditAccount.balance");
+        let mut v = docs_sample();
+        v["CustomFieldValues"] =
+            json!({"CustomFieldValue": {"customFieldID": "x", "type": "string"}});
+        assert_eq!(
+            convert(v).unwrap_err().field,
+            "CustomFieldValues.CustomFieldValue[0].customFieldID"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@
 mod account;
 pub mod audit;
 mod customer;
+mod relations;
 mod scalar;
 mod shape;
 
@@ -24,6 +25,7 @@ use scalar::Scalar;
 
 pub use account::{Account, AccountDetail, DetailShape};
 pub use customer::{Address, Contact, Customer, Email, Phone};
+pub use relations::{CreditAccount, CustomField, CustomFieldValue, CustomerType, Note};
 
 /// A body or a record that does not match the API's shape.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
