@@ -57,7 +57,7 @@ pub(crate) async fn commit_pages(
         engine
             .progress
             .page(account_id, Stream::Customers, records, &stats);
-        if tally.pages.is_power_of_two() && tally.pages >= 8 {
+        if tally.pages.is_power_of_two() && tally.pages >= 8 && statistics_due() {
             // In the background: the pages in flight hold open transactions meanwhile.
             tokio::spawn(refresh_statistics(engine.pool.clone()));
         }
@@ -179,6 +179,23 @@ impl Prefix {
         while let Some(w) = self.ahead.remove(&self.upto) {
             self.safe = self.safe.max(w);
             self.upto += 1;
+        }
+    }
+}
+
+/// The mirror's tables are shared by every account, so one refresh serves them all: at most one
+/// per process every [`STATISTICS_EVERY`] (a fleet's first sync would otherwise run an ANALYZE per
+/// account, a thousand of them competing for the pool).
+const STATISTICS_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+fn statistics_due() -> bool {
+    static LAST: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+    let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+    match *last {
+        Some(at) if at.elapsed() < STATISTICS_EVERY => false,
+        _ => {
+            *last = Some(std::time::Instant::now());
+            true
         }
     }
 }

@@ -100,19 +100,25 @@ fn unreachable_database_is_one_clear_line_with_the_password_redacted() {
 }
 
 /// A URL with no user connects as `PGUSER` (as libpq does), else the login name.
-#[test]
-fn a_url_without_a_user_connects_as_pguser() {
+#[sqlx::test]
+async fn a_url_without_a_user_connects_as_pguser(pool: sqlx::PgPool) {
+    // The test's own database (already migrated: `migrate` then has nothing to do but connect).
+    let name: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     let out = bin()
         .arg("migrate")
         .env(
             "LSSYNC__DATABASE__URL",
-            "postgres://127.0.0.1:5432/lssync_cli_default_user",
+            format!("postgres://127.0.0.1:5432/{name}"),
         )
         .env("PGUSER", "postgres")
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("database is up to date"));
 }
 
 #[test]

@@ -67,12 +67,30 @@ async fn store_due(sim: &Simulator, settings: &Settings, pool: &PgPool, account:
     .await;
 }
 
+/// `text` without the hex digits of bytea values (`\x…`, as Postgres prints them): random
+/// ciphertext in hex contains a short all-hex prefix such as `def50` about once in 10^6 positions.
+fn without_bytea_hex(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("\\x") {
+        out.push_str(&rest[..i]);
+        let hex = rest[i + 2..]
+            .find(|c: char| !c.is_ascii_hexdigit())
+            .unwrap_or(rest.len() - i - 2);
+        out.push_str("<bytea>");
+        rest = &rest[i + 2 + hex..];
+    }
+    out.push_str(rest);
+    out
+}
+
 fn assert_clean(what: &str, text: &str, secret: &str) {
     assert!(!text.contains(secret), "{what} contains the client secret");
+    let plain = without_bytea_hex(text);
     for prefix in SECRET_PREFIXES {
         let hex: String = prefix.bytes().map(|b| format!("{b:02x}")).collect();
         assert!(
-            !text.contains(prefix),
+            !plain.contains(prefix),
             "{what} contains a token ({prefix}…)"
         );
         assert!(
@@ -402,4 +420,11 @@ async fn a_crash_before_saving_loses_nothing(pool: PgPool) {
         (c.refreshes, c.invalid_grants, c.revoked_token_requests),
         (2, 0, 0)
     );
+}
+
+#[test]
+fn bytea_hex_is_left_out_of_the_plain_check() {
+    let dump = r"row: (1,\x00def5012ab,def50200real)";
+    let plain = without_bytea_hex(dump);
+    assert_eq!(plain, "row: (1,<bytea>,def50200real)");
 }
