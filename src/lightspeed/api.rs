@@ -301,25 +301,7 @@ impl ApiClient {
         account_id: u64,
         url: &Url,
     ) -> Result<Page<Customer>, ApiError> {
-        let (page, stats, held) = self
-            .get_parsed_held(account_id, url, |b| wire::parse_list::<Customer>(b, url))
-            .await?;
-        if let Some(e) = self.foreign_next(url, page.next.as_ref()) {
-            return Err(e);
-        }
-        if page.next.as_ref() == Some(url) {
-            return Err(ApiError::Malformed {
-                url: url.clone(),
-                reason: "`next` repeats this page's URL".into(),
-            });
-        }
-        Ok(Page {
-            url: url.clone(),
-            records: page.records,
-            next: page.next,
-            stats,
-            held: Some(Arc::new(held)),
-        })
+        self.get_records_page(account_id, url).await
     }
 
     /// GET `Account.json` (following `next` if there is one): the accounts this token sees.
