@@ -22,32 +22,18 @@
 //! `BENCH_CHILD_DB_SUFFIX` is appended to its database URL (e.g.
 //! `?options=-c%20log_min_duration_statement%3D5` to have Postgres log slow statements).
 
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use chrono::Utc;
 use lightspeed_sync::sim::{SimConfig, Simulator};
-use lightspeed_sync::tokens::crypto::generate_key_base64;
-use secrecy::SecretString;
-use sqlx::postgres::PgPoolOptions;
+
+#[path = "harness/mod.rs"]
+mod harness;
 
 const BENCH_DB: &str = "lssync_bench";
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("__child") {
-        // The sync itself: the real command line, in a process of its own.
-        let cli = <lightspeed_sync::cli::Cli as clap::Parser>::parse_from(
-            std::iter::once("lightspeed-sync".to_string()).chain(args[2..].iter().cloned()),
-        );
-        let rt = tokio::runtime::Runtime::new()?;
-        let code = rt.block_on(lightspeed_sync::cli::execute(cli));
-        std::process::exit(if code == std::process::ExitCode::SUCCESS {
-            0
-        } else {
-            1
-        });
-    }
+    harness::run_child_if_asked(&args);
     let _ = rustls::crypto::ring::default_provider().install_default();
     let rt = tokio::runtime::Runtime::new()?;
     let which = args.get(1).cloned().unwrap_or_else(|| "all".into());
@@ -124,77 +110,15 @@ struct Outcome {
 
 /// Fresh database, the simulator's account connected, then `sync --stream customers` in a child.
 async fn sync_in_child(sim: &Simulator) -> anyhow::Result<Outcome> {
-    let base = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let admin = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&base)
-        .await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)"
-    )))
-    .execute(&admin)
-    .await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {BENCH_DB}")))
-        .execute(&admin)
-        .await?;
-    let mut url = url::Url::parse(&base)?;
-    url.set_path(BENCH_DB);
-    let pool = PgPoolOptions::new()
-        .max_connections(2)
-        .connect(url.as_str())
-        .await?;
-    lightspeed_sync::db::MIGRATOR.run(&pool).await?;
-
-    let key = generate_key_base64();
-    let keyring = std::sync::Arc::new(lightspeed_sync::tokens::crypto::Keyring::new(
-        lightspeed_sync::tokens::crypto::TokenKey::from_base64(&SecretString::from(key.clone()))?,
-    ));
-    let store = lightspeed_sync::tokens::store::TokenStore::new(pool.clone(), keyring);
-    for account in sim.account_ids() {
-        let pair = sim.issue_tokens(account);
-        let (access, refresh) = (
-            SecretString::from(pair.access_token),
-            SecretString::from(pair.refresh_token),
-        );
-        let tokens = lightspeed_sync::tokens::store::NewTokens {
-            access_token: &access,
-            refresh_token: &refresh,
-            access_expires_at: Utc::now() + chrono::Duration::seconds(pair.expires_in as i64),
-        };
-        store.save_authorized(account, "bench", &tokens).await?;
-    }
-
+    let db = harness::BenchDb::create(BENCH_DB, sim, 2).await?;
+    let url = std::env::var("BENCH_CHILD_DB_SUFFIX")
+        .map(|sfx| format!("{}{sfx}", db.url))
+        .unwrap_or_else(|_| db.url.to_string());
     let started = Instant::now();
-    let mut child = tokio::process::Command::new(std::env::current_exe()?)
-        .args(["__child", "sync", "--stream", "customers"])
-        .env(
-            "LSSYNC__DATABASE__URL",
-            std::env::var("BENCH_CHILD_DB_SUFFIX")
-                .map(|sfx| format!("{url}{sfx}"))
-                .unwrap_or_else(|_| url.to_string()),
-        )
-        .env("LSSYNC__LIGHTSPEED__API_BASE_URL", sim.base_url())
-        .env("LSSYNC__LIGHTSPEED__AUTH_BASE_URL", sim.base_url())
-        .env("LSSYNC__LIGHTSPEED__CLIENT_ID", sim.client_id())
-        .env("LSSYNC__LIGHTSPEED__CLIENT_SECRET", sim.client_secret())
-        .env("LSSYNC__SECURITY__TOKEN_KEY", &key)
-        .env(
-            "RUST_LOG",
-            std::env::var("BENCH_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .stdout(Stdio::piped())
+    let mut child = db
+        .child(sim, &["--stream", "customers"], &url, "BENCH_LOG")?
         .spawn()?;
-    let pid = child.id().unwrap_or_default();
-    // The high-water mark only grows: sample it until the process ends.
-    let mut peak_kib = 0;
-    let status = loop {
-        peak_kib = peak_kib.max(vm_hwm_kib(pid).unwrap_or(0));
-        tokio::select! {
-            status = child.wait() => break status?,
-            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
-        }
-    };
+    let (status, peak_kib) = harness::wait_measuring(&mut child).await?;
     let wall = started.elapsed();
     let mut out = String::new();
     if let Some(mut stdout) = child.stdout.take() {
@@ -207,25 +131,14 @@ async fn sync_in_child(sim: &Simulator) -> anyhow::Result<Outcome> {
                 extract(epoch FROM max(finished_at) - min(started_at))::float8
          FROM lightspeed_sync.runs WHERE stream = 'customers'",
     )
-    .fetch_one(&pool)
+    .fetch_one(&db.pool)
     .await?;
     eprintln!("  (child process wall time {:.2} s)", wall.as_secs_f64());
-    pool.close().await;
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)"
-    )))
-    .execute(&admin)
-    .await?;
+    db.drop().await?;
     Ok(Outcome {
         records,
         pages,
         run_secs,
         peak_kib,
     })
-}
-
-fn vm_hwm_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }

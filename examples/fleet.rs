@@ -19,14 +19,12 @@
 //! `lssync_fleet`. `FLEET_CONCURRENCY` sets the child's `sync.concurrency`, `FLEET_MAX_CONNECTIONS`
 //! its `database.max_connections`, `FLEET_LOG` its `RUST_LOG`.
 
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use chrono::Utc;
 use lightspeed_sync::sim::{SimConfig, Simulator};
-use lightspeed_sync::tokens::crypto::generate_key_base64;
-use secrecy::SecretString;
-use sqlx::postgres::PgPoolOptions;
+
+#[path = "harness/mod.rs"]
+mod harness;
 
 const FLEET_DB: &str = "lssync_fleet";
 const BUCKET: f64 = 5.0;
@@ -34,18 +32,7 @@ const DRIP: f64 = 1.0;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("__child") {
-        let cli = <lightspeed_sync::cli::Cli as clap::Parser>::parse_from(
-            std::iter::once("lightspeed-sync".to_string()).chain(args[2..].iter().cloned()),
-        );
-        let rt = tokio::runtime::Runtime::new()?;
-        let code = rt.block_on(lightspeed_sync::cli::execute(cli));
-        std::process::exit(if code == std::process::ExitCode::SUCCESS {
-            0
-        } else {
-            1
-        });
-    }
+    harness::run_child_if_asked(&args);
     let _ = rustls::crypto::ring::default_provider().install_default();
     let n = |i: usize, default: usize| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(default);
     let (accounts, customers) = (n(1, 1000), n(2, 1000));
@@ -123,61 +110,9 @@ async fn fleet(accounts: usize, customers: usize, limits: bool) -> anyhow::Resul
         accounts * customers,
         generating.elapsed().as_secs_f64()
     );
-    let base = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let admin = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&base)
-        .await?;
-    let drop_db = format!("DROP DATABASE IF EXISTS {FLEET_DB} WITH (FORCE)");
-    sqlx::query(sqlx::AssertSqlSafe(drop_db.clone()))
-        .execute(&admin)
-        .await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {FLEET_DB}")))
-        .execute(&admin)
-        .await?;
-    let mut url = url::Url::parse(&base)?;
-    url.set_path(FLEET_DB);
-    let pool = PgPoolOptions::new()
-        .max_connections(4)
-        .connect(url.as_str())
-        .await?;
-    lightspeed_sync::db::MIGRATOR.run(&pool).await?;
-
-    let key = generate_key_base64();
-    let keyring = std::sync::Arc::new(lightspeed_sync::tokens::crypto::Keyring::new(
-        lightspeed_sync::tokens::crypto::TokenKey::from_base64(&SecretString::from(key.clone()))?,
-    ));
-    let store = lightspeed_sync::tokens::store::TokenStore::new(pool.clone(), keyring);
-    for account in sim.account_ids() {
-        let pair = sim.issue_tokens(account);
-        let (access, refresh) = (
-            SecretString::from(pair.access_token),
-            SecretString::from(pair.refresh_token),
-        );
-        let tokens = lightspeed_sync::tokens::store::NewTokens {
-            access_token: &access,
-            refresh_token: &refresh,
-            access_expires_at: Utc::now() + chrono::Duration::seconds(pair.expires_in as i64),
-        };
-        store.save_authorized(account, "fleet", &tokens).await?;
-    }
-
+    let db = harness::BenchDb::create(FLEET_DB, &sim, 4).await?;
     let started = Instant::now();
-    let mut command = tokio::process::Command::new(std::env::current_exe()?);
-    command
-        .args(["__child", "sync"])
-        .env("LSSYNC__DATABASE__URL", url.as_str())
-        .env("LSSYNC__LIGHTSPEED__API_BASE_URL", sim.base_url())
-        .env("LSSYNC__LIGHTSPEED__AUTH_BASE_URL", sim.base_url())
-        .env("LSSYNC__LIGHTSPEED__CLIENT_ID", sim.client_id())
-        .env("LSSYNC__LIGHTSPEED__CLIENT_SECRET", sim.client_secret())
-        .env("LSSYNC__SECURITY__TOKEN_KEY", &key)
-        .env(
-            "RUST_LOG",
-            std::env::var("FLEET_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .stdout(Stdio::piped());
+    let mut command = db.child(&sim, &[], db.url.as_str(), "FLEET_LOG")?;
     if let Ok(c) = std::env::var("FLEET_CONCURRENCY") {
         command.env("LSSYNC__SYNC__CONCURRENCY", c);
     }
@@ -185,7 +120,6 @@ async fn fleet(accounts: usize, customers: usize, limits: bool) -> anyhow::Resul
         command.env("LSSYNC__DATABASE__MAX_CONNECTIONS", c);
     }
     let mut child = command.spawn()?;
-    let pid = child.id().unwrap_or_default();
     // Read stdout as it comes (1,000 accounts print 2,000 summary lines: a full pipe would stall it).
     let mut stdout = child.stdout.take();
     let reader = tokio::spawn(async move {
@@ -196,14 +130,7 @@ async fn fleet(accounts: usize, customers: usize, limits: bool) -> anyhow::Resul
         }
         out
     });
-    let mut peak_kib = 0;
-    let status = loop {
-        peak_kib = peak_kib.max(vm_hwm_kib(pid).unwrap_or(0));
-        tokio::select! {
-            status = child.wait() => break status?,
-            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
-        }
-    };
+    let (status, peak_kib) = harness::wait_measuring(&mut child).await?;
     let wall_secs = started.elapsed().as_secs_f64();
     let out = reader.await?;
     if !status.success() {
@@ -219,21 +146,18 @@ async fn fleet(accounts: usize, customers: usize, limits: bool) -> anyhow::Resul
                 extract(epoch FROM max(finished_at) - min(started_at))::float8
          FROM lightspeed_sync.runs",
     )
-    .fetch_one(&pool)
+    .fetch_one(&db.pool)
     .await?;
     let finishes: Vec<f64> = sqlx::query_scalar(
         "SELECT extract(epoch FROM max(finished_at) - (SELECT min(started_at) FROM lightspeed_sync.runs))::float8
          FROM lightspeed_sync.runs GROUP BY account_id ORDER BY 1",
     )
-    .fetch_all(&pool)
+    .fetch_all(&db.pool)
     .await?;
     let at = |q: f64| finishes[((finishes.len() - 1) as f64 * q).round() as usize];
     let c = sim.counters();
-    pool.close().await;
     sim.shutdown().await;
-    sqlx::query(sqlx::AssertSqlSafe(drop_db))
-        .execute(&admin)
-        .await?;
+    db.drop().await?;
     Ok(Outcome {
         records,
         requests: c.api_requests,
@@ -245,10 +169,4 @@ async fn fleet(accounts: usize, customers: usize, limits: bool) -> anyhow::Resul
         peak_kib,
         finish: [at(0.0), at(0.1), at(0.5), at(0.9), at(1.0)],
     })
-}
-
-fn vm_hwm_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
