@@ -327,3 +327,20 @@ fn parse_cursor(v: &str) -> Result<(Key, Option<u64>), String> {
     });
     Ok((key, id))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contact_time_stamp_filters_need_the_contact_relation() {
+        let q = parse("load_relations=%5B%22Contact%22%5D&Contact.timeStamp=%3E%3D%2C2026-01-01T00:00:00-00:00")
+            .unwrap();
+        assert!(
+            matches!(q.contact_filters[..], [Op::Ge(t)] if t == parse_ts("2026-01-01T00:00:00").unwrap())
+        );
+        let e = parse("Contact.timeStamp=%3E%2C2026-01-01T00:00:00").unwrap_err();
+        assert!(e.contains("Contact relation"), "{e}");
+        assert!(parse("load_relations=%5B%22Contact%22%5D&Contact.timeStamp=junk").is_err());
+    }
+}
