@@ -161,8 +161,18 @@ pub struct ScheduleSettings {
     pub customers: String,
     /// Accounts sync.
     pub accounts: String,
-    /// Full refresh of customers (finds hard deletes and Contact-only edits).
+    /// Full refresh of customers (finds hard deletes and Contact-only edits). When the upstream
+    /// count equals the mirror's, a cheaper `Contact.timeStamp` pass runs instead, unless the
+    /// account's last full walk is older than `full_walk_every`.
     pub full_refresh: String,
+    /// The backstop: a scheduled full refresh walks everything when the account's last complete
+    /// full walk is older than this, even when the counts match (staggered across accounts).
+    #[serde(with = "humantime_serde", default = "default_full_walk_every")]
+    pub full_walk_every: Duration,
+}
+
+fn default_full_walk_every() -> Duration {
+    Duration::from_secs(7 * 24 * 3600)
 }
 
 /// `[server]`: the daemon's HTTP endpoints.
@@ -288,6 +298,12 @@ impl Settings {
         if self.sync.max_accounts == 0 {
             return bad("sync.max_accounts", "expected at least 1".into());
         }
+        if self.schedule.full_walk_every < Duration::from_secs(3600) {
+            return bad(
+                "schedule.full_walk_every",
+                "expected at least 1h (e.g. \"7d\")".into(),
+            );
+        }
         if let Some(unknown) = self
             .sync
             .customer_relations
@@ -396,6 +412,7 @@ impl Settings {
                 "customers": self.schedule.customers,
                 "accounts": self.schedule.accounts,
                 "full_refresh": self.schedule.full_refresh,
+                "full_walk_every": humantime::format_duration(self.schedule.full_walk_every).to_string(),
             },
             "server": {
                 "listen": self.server.listen.to_string(),

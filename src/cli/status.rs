@@ -109,6 +109,7 @@ mod tests {
             last_pages: None,
             expected_pages: None,
             eta_seconds: None,
+            drips_24h: 0.0,
         };
         let report = StatusReport {
             generated_at: chrono::Utc::now(),

@@ -95,6 +95,10 @@ fn describe() {
         "Jobs merged into an account's pending set because it was already queued or running"
     );
     describe_gauge!(
+        "lightspeed_sync_drips_24h",
+        "Drips spent by the runs started in the last 24 hours, per account and stream (the API budget a day)"
+    );
+    describe_gauge!(
         "lightspeed_daemon_accounts_active",
         "Accounts with a sync running or waiting for a slot in this process"
     );
@@ -149,6 +153,23 @@ pub async fn refresh_db_gauges(pool: &PgPool) -> Result<(), sqlx::Error> {
             metrics::gauge!("lightspeed_sync_lag_seconds", "account" => account, "stream" => stream)
                 .set(lag);
         }
+    }
+    // Every connected account's streams, so a stream that spent nothing today reads 0.
+    let mut drips: std::collections::BTreeMap<(i64, String), f64> = accounts
+        .iter()
+        .flat_map(|a| {
+            ["accounts", "customers"].map(|s| ((a.account_id as i64, s.to_string()), 0.0))
+        })
+        .collect();
+    drips.extend(
+        super::status::drips_last_day(pool)
+            .await?
+            .into_iter()
+            .map(|(a, s, d)| ((a, s), d)),
+    );
+    for ((account, stream), d) in drips {
+        metrics::gauge!("lightspeed_sync_drips_24h", "account" => account.to_string(), "stream" => stream)
+            .set(d);
     }
     Ok(())
 }

@@ -150,7 +150,8 @@ impl Daemon {
             options.lease_ttl,
             tracker.clone(),
             cancel.clone(),
-        );
+        )
+        .with_full_walk_every(settings.schedule.full_walk_every);
         Ok(Daemon {
             schedule: settings.schedule.clone(),
             pool,

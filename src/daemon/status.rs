@@ -125,6 +125,10 @@ pub struct StreamView {
     /// bucket).
     #[serde(default)]
     pub eta_seconds: Option<f64>,
+    /// Drips the stream's runs started in the last 24 hours spent (the API budget it uses a day:
+    /// each request at its computed cost, 1 a page plus the relations', 10 a count).
+    #[serde(default)]
+    pub drips_24h: f64,
 }
 
 impl StreamView {
@@ -185,6 +189,11 @@ pub async fn collect_paced(
     )
     .fetch_all(pool)
     .await?;
+    let mut drips: BTreeMap<(u64, String), f64> = drips_last_day(pool)
+        .await?
+        .into_iter()
+        .map(|(a, s, d)| ((a as u64, s), d))
+        .collect();
     let mut accounts: BTreeMap<u64, AccountView> = BTreeMap::new();
     for c in credentials {
         let name = names
@@ -240,6 +249,7 @@ pub async fn collect_paced(
             last_pages: pages,
             expected_pages: expected,
             eta_seconds: eta,
+            drips_24h: drips.remove(&(id, stream.clone())).unwrap_or(0.0),
         };
         by_stream.insert((id, stream), view);
     }
@@ -258,6 +268,18 @@ pub async fn collect_paced(
     })
 }
 
+/// Per account and stream, the drips spent by the runs started in the last 24 hours
+/// (`lightspeed_sync.runs.drips`).
+pub async fn drips_last_day(pool: &PgPool) -> Result<Vec<(i64, String, f64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT account_id, stream, sum(drips)::float8 FROM lightspeed_sync.runs
+         WHERE started_at > now() - interval '24 hours'
+         GROUP BY account_id, stream ORDER BY account_id, stream",
+    )
+    .fetch_all(pool)
+    .await
+}
+
 fn never_run(stream: &str) -> StreamView {
     StreamView {
         stream: stream.into(),
@@ -272,6 +294,7 @@ fn never_run(stream: &str) -> StreamView {
         last_pages: None,
         expected_pages: None,
         eta_seconds: None,
+        drips_24h: 0.0,
     }
 }
 

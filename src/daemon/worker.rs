@@ -25,6 +25,46 @@ use crate::sync::account::{Skipped, sync_account_with_ttl};
 use crate::sync::{Engine, Kind, RunStatus, Stream};
 use crate::tokens::store::{AccountCredentialInfo, AccountStatus, list_accounts};
 
+/// The default of `schedule.full_walk_every`.
+pub const DEFAULT_FULL_WALK_EVERY: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Where in the `every` period account `id`'s walks fall: a stable hash of the ID (splitmix64), so
+/// accounts connected together do not all walk the same night.
+pub fn stagger(id: u64, every: Duration) -> Duration {
+    let mut z = id.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    let secs = every.as_secs().max(1);
+    Duration::from_secs(z % secs)
+}
+
+/// Whether the backstop full walk of account `id` is due: its last complete full walk
+/// (`lightspeed_sync.full_walks`) is at least `every` old; an account never walked in full is due
+/// [`stagger`] after its first successful customers run (so a fleet connected the same day spreads
+/// its walks over the period), and right away when it has none.
+pub async fn full_walk_due(engine: &Engine, id: u64, every: Duration) -> Result<bool, sqlx::Error> {
+    let (last, first, now): (
+        Option<chrono::DateTime<chrono::Utc>>,
+        Option<chrono::DateTime<chrono::Utc>>,
+        chrono::DateTime<chrono::Utc>,
+    ) = sqlx::query_as(
+        "SELECT (SELECT completed_at FROM lightspeed_sync.full_walks WHERE account_id = $1),
+                (SELECT min(started_at) FROM lightspeed_sync.runs
+                 WHERE account_id = $1 AND stream = 'customers' AND status = 'succeeded'),
+                now()",
+    )
+    .bind(id as i64)
+    .fetch_one(&engine.pool)
+    .await?;
+    let age = |t: chrono::DateTime<chrono::Utc>| (now - t).to_std().unwrap_or_default();
+    Ok(match (last, first) {
+        (Some(last), _) => age(last) >= every,
+        (None, Some(first)) => age(first) >= stagger(id, every),
+        (None, None) => true,
+    })
+}
+
 /// One kind of work on one account, in the order a batch runs them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Job {
@@ -34,6 +74,11 @@ pub enum Job {
     Customers,
     /// A full customers walk (finds hard deletes and Contact-only edits).
     FullRefresh,
+    /// The scheduled refresh on an API budget (`schedule.full_refresh`): a full walk when the
+    /// account's last one is older than `schedule.full_walk_every` (staggered), otherwise a
+    /// `contacts` run, which walks everything only when the customer counts differ
+    /// ([`crate::sync::customers`]). Dropped from a batch that also holds [`Job::FullRefresh`].
+    Refresh,
 }
 
 impl Job {
@@ -43,6 +88,7 @@ impl Job {
             Job::Accounts => (Stream::Accounts, Kind::Full),
             Job::Customers => (Stream::Customers, Kind::Incremental),
             Job::FullRefresh => (Stream::Customers, Kind::Full),
+            Job::Refresh => (Stream::Customers, Kind::Contacts),
         }
     }
 }
@@ -54,7 +100,7 @@ pub enum Tick {
     Customers,
     /// `schedule.accounts`: the accounts stream.
     Accounts,
-    /// `schedule.full_refresh`: a full customers walk.
+    /// `schedule.full_refresh`: incremental customers, then the budgeted refresh ([`Job::Refresh`]).
     FullRefresh,
     /// The sync right after start: accounts, then incremental customers.
     Initial,
@@ -66,7 +112,7 @@ impl Tick {
         match self {
             Tick::Customers => &[Job::Customers],
             Tick::Accounts => &[Job::Accounts],
-            Tick::FullRefresh => &[Job::FullRefresh],
+            Tick::FullRefresh => &[Job::Customers, Job::Refresh],
             Tick::Initial => &[Job::Accounts, Job::Customers],
         }
     }
@@ -114,6 +160,7 @@ pub struct Worker {
 
 struct Inner {
     engine: Engine,
+    full_walk_every: Duration,
     lease_ttl: Duration,
     slots: Arc<Semaphore>,
     tracker: TaskTracker,
@@ -148,6 +195,7 @@ impl Worker {
         Worker {
             inner: Arc::new(Inner {
                 engine,
+                full_walk_every: DEFAULT_FULL_WALK_EVERY,
                 lease_ttl,
                 slots: Arc::new(Semaphore::new(max_accounts.max(1))),
                 tracker,
@@ -156,6 +204,15 @@ impl Worker {
                 idle: Notify::new(),
             }),
         }
+    }
+
+    /// Set `schedule.full_walk_every`, the backstop of [`Job::Refresh`] (default 7 days). Call
+    /// before the first job.
+    pub fn with_full_walk_every(mut self, every: Duration) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.full_walk_every = every;
+        }
+        self
     }
 
     /// The engine the jobs run with.
@@ -308,7 +365,10 @@ impl Worker {
         if pending.jobs.is_empty() {
             return None;
         }
-        let jobs = std::mem::take(&mut pending.jobs).into_iter().collect();
+        let mut jobs: Vec<Job> = std::mem::take(&mut pending.jobs).into_iter().collect();
+        if jobs.contains(&Job::FullRefresh) {
+            jobs.retain(|j| *j != Job::Refresh);
+        }
         Some((pending.account.clone(), jobs))
     }
 
@@ -333,8 +393,28 @@ impl Worker {
 
     async fn run_batch(&self, account: &AccountCredentialInfo, jobs: &[Job]) {
         let id = account.account_id;
-        let streams: Vec<(Stream, Kind)> = jobs.iter().map(|j| j.stream_kind()).collect();
         let engine = &self.inner.engine;
+        let mut streams: Vec<(Stream, Kind)> = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let mut sk = job.stream_kind();
+            if *job == Job::Refresh {
+                match full_walk_due(engine, id, self.inner.full_walk_every).await {
+                    Ok(true) => {
+                        tracing::info!(
+                            account = id,
+                            "the periodic full walk is due (schedule.full_walk_every)"
+                        );
+                        sk.1 = Kind::Full;
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(account = id, error = %e, "could not read when the account was last walked in full; walking it");
+                        sk.1 = Kind::Full;
+                    }
+                }
+            }
+            streams.push(sk);
+        }
         let result = sync_account_with_ttl(
             engine,
             account,

@@ -37,6 +37,9 @@ pub struct CallStats {
     pub waited: Duration,
     /// Time spent in backoff before retries.
     pub backoff: Duration,
+    /// Drips spent, in thousandths: the pacer's computed cost of each request sent
+    /// ([`query::request_cost`]: 1 a page plus the relations' surcharges, 10 a count).
+    pub drips_milli: u64,
 }
 
 impl CallStats {
@@ -48,6 +51,12 @@ impl CallStats {
         self.refreshes += other.refreshes;
         self.waited += other.waited;
         self.backoff += other.backoff;
+        self.drips_milli += other.drips_milli;
+    }
+
+    /// Drips spent, as a number.
+    pub fn drips(&self) -> f64 {
+        self.drips_milli as f64 / 1000.0
     }
 }
 

@@ -78,6 +78,9 @@ pub struct CustomerQuery {
     pub time_stamp: Option<Filter<DateTime<Utc>>>,
     /// Filters on `customerID`.
     pub customer_id: Option<Filter<u64>>,
+    /// Filters on `Contact.timeStamp` (a search inside the Contact relation, fact sheet §5: only
+    /// with `Contact` loaded).
+    pub contact_time_stamp: Option<Filter<DateTime<Utc>>>,
 }
 
 impl CustomerQuery {
@@ -350,6 +353,9 @@ impl CustomerQuery {
         if let Some(f) = &self.time_stamp {
             pairs.push(("timeStamp", f.render()));
         }
+        if let Some(f) = &self.contact_time_stamp {
+            pairs.push(("Contact.timeStamp", f.render()));
+        }
         pairs
     }
 }
@@ -390,6 +396,21 @@ mod tests {
     }
 
     #[test]
+    fn contact_time_stamp_is_a_dotted_filter() {
+        let q = CustomerQuery {
+            contact_time_stamp: Some(Filter::Ge(
+                Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+            )),
+            ..CustomerQuery::loading(&[CustomerRelation::Contact])
+        };
+        assert_eq!(
+            customers_url(&base(), 7, &q).as_str(),
+            "https://api.lightspeedapp.com/API/V3/Account/7/Customer.json\
+             ?load_relations=%5B%22Contact%22%5D&Contact.timeStamp=%3E%3D%2C2026-01-01T00:00:00-00:00"
+        );
+    }
+
+    #[test]
     fn incremental_query_is_encoded_like_the_docs() {
         let q = CustomerQuery {
             limit: Some(100),
@@ -404,6 +425,7 @@ mod tests {
                 Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
             )),
             customer_id: None,
+            contact_time_stamp: None,
         };
         let url = customers_url(&base(), 7, &q);
         assert_eq!(

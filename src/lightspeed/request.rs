@@ -84,6 +84,7 @@ impl ApiClient {
             };
             record_wait(stats, slot.waited());
             stats.requests += 1;
+            stats.drips_milli += (super::query::request_cost(url) * 1000.0).round() as u64;
             let sent = self.send(url, &token, slot).await;
             // A whole 2xx body is a page to hold until it is written: take its place before
             // giving the request permit back (back-pressure when the writers fall behind).

@@ -31,17 +31,12 @@ impl ListQuery {
                 } else {
                     e.c.time_stamp
                 };
-                match op {
-                    Op::Eq(x) => v == *x,
-                    Op::Ne(x) => v != *x,
-                    Op::Gt(x) => v > *x,
-                    Op::Ge(x) => v >= *x,
-                    Op::Lt(x) => v < *x,
-                    Op::Le(x) => v <= *x,
-                    Op::Between(a, b) => *a <= v && v <= *b,
-                    Op::In(xs) => xs.contains(&v),
-                }
+                op.test(v)
             })
+            && self
+                .contact_filters
+                .iter()
+                .all(|op| op.test(e.c.contact.time_stamp))
     }
 
     /// The drip cost of this request on a list endpoint (`list`) or a single record.

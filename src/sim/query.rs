@@ -43,6 +43,9 @@ pub(crate) struct ListQuery {
     pub rels: u16,
     pub count: bool,
     pub filters: Vec<(SortField, Op)>,
+    /// Filters on `Contact.timeStamp` (searching inside the Contact relation, §5): only with
+    /// `Contact` in `load_relations`.
+    pub contact_filters: Vec<Op>,
     /// Raw `k=v` segments to carry into `next`/`previous` (all but limit, sort, after, before).
     pub carry: Vec<String>,
 }
@@ -73,6 +76,7 @@ pub(crate) fn parse(raw: &str) -> Result<ListQuery, String> {
         rels: 0,
         count: false,
         filters: Vec::new(),
+        contact_filters: Vec::new(),
         carry: Vec::new(),
     };
     let mut paging_params = false;
@@ -98,11 +102,18 @@ pub(crate) fn parse(raw: &str) -> Result<ListQuery, String> {
                 .filters
                 .push((SortField::TimeStamp, parse_filter(&v, true)?)),
             "customerID" => q.filters.push((SortField::Id, parse_filter(&v, false)?)),
+            "Contact.timeStamp" => q.contact_filters.push(parse_filter(&v, true)?),
             _ => {}
         }
     }
     if q.count && paging_params {
         return Err("count cannot be combined with limit, sort, after or before.".into());
+    }
+    if !q.contact_filters.is_empty() && q.rels & super::json::rel::CONTACT == 0 {
+        return Err(
+            "Searching on Contact.timeStamp needs the Contact relation: add load_relations=[\"Contact\"]."
+                .into(),
+        );
     }
     if q.after.is_some() && q.before.is_some() {
         return Err("after and before cannot be combined.".into());
@@ -186,6 +197,22 @@ fn parse_relations(v: &str) -> Result<u16, String> {
         return Err(format!("Invalid relation '{bad}' for Customer."));
     }
     Ok(names.iter().fold(0, |bits, n| bits | relation_bit(n)))
+}
+
+impl Op {
+    /// Whether `v` passes this operator.
+    pub(crate) fn test(&self, v: i64) -> bool {
+        match self {
+            Op::Eq(x) => v == *x,
+            Op::Ne(x) => v != *x,
+            Op::Gt(x) => v > *x,
+            Op::Ge(x) => v >= *x,
+            Op::Lt(x) => v < *x,
+            Op::Le(x) => v <= *x,
+            Op::Between(a, b) => *a <= v && v <= *b,
+            Op::In(xs) => xs.contains(&v),
+        }
+    }
 }
 
 /// `>=,v`, `><,a,b`, `IN,[a,b]`, `v`, ... with `v` a timestamp (`is_ts`) or an integer.
@@ -299,4 +326,21 @@ fn parse_cursor(v: &str) -> Result<(Key, Option<u64>), String> {
             .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
     });
     Ok((key, id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contact_time_stamp_filters_need_the_contact_relation() {
+        let q = parse("load_relations=%5B%22Contact%22%5D&Contact.timeStamp=%3E%3D%2C2026-01-01T00:00:00-00:00")
+            .unwrap();
+        assert!(
+            matches!(q.contact_filters[..], [Op::Ge(t)] if t == parse_ts("2026-01-01T00:00:00").unwrap())
+        );
+        let e = parse("Contact.timeStamp=%3E%2C2026-01-01T00:00:00").unwrap_err();
+        assert!(e.contains("Contact relation"), "{e}");
+        assert!(parse("load_relations=%5B%22Contact%22%5D&Contact.timeStamp=junk").is_err());
+    }
 }

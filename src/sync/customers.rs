@@ -27,6 +27,17 @@
 //! note, a credit balance, a Contact: unverified upstream) are missed by incremental runs and caught by
 //! the full walk, which replaces a row whose content differs at the same `timeStamp`.
 //!
+//! **Contacts** runs are what a scheduled full refresh runs when a walk can be spared (the API
+//! budget): first `Customer.json?archived=true&count=1` (10 drips) against the mirror's rows not
+//! marked deleted. When they differ (a hard delete, or customers not synced yet) the run becomes a
+//! full walk (recorded as `full`). When they are equal nothing can have been hard-deleted since the
+//! mirror was complete, and the run walks only the customers whose `Contact.timeStamp` is at or
+//! after the watermark minus the overlap (`Contact.timeStamp=>=,…`, with `Contact` loaded: a search
+//! inside a relation, fact sheet §5), by `customerID` (unique: `next` is followed verbatim). That
+//! catches Contact-only edits that did not move `Customer.timeStamp`; it leaves the watermark where
+//! it is. Edits elsewhere that move no stamp at all are left to the periodic full walk
+//! (`schedule.full_walk_every`).
+//!
 //! Fetching runs ahead of committing by at most [`PIPELINE_DEPTH`] pages, so the API and Postgres work
 //! at the same time while memory stays bounded whatever the size of the account.
 
@@ -64,6 +75,39 @@ pub(crate) async fn run(
     let first_run = cursors::watermark(&engine.pool, lease.account_id, STREAM)
         .await?
         .is_none();
+    let kind = match kind {
+        Kind::Contacts if first_run => Kind::Full,
+        Kind::Contacts => {
+            let (upstream, stats) = upstream_count(engine, account_id).await?;
+            crate::db::runs::add_requests(
+                &engine.pool,
+                run_id,
+                stats.requests as i32,
+                stats.throttled as i32,
+            )
+            .await?;
+            tally.stats.add(&stats);
+            let mirrored = mirror_count(engine, lease.account_id).await?;
+            if upstream == mirrored {
+                tracing::info!(
+                    account = account_id,
+                    customers = upstream,
+                    "counts match: the full walk is skipped; walking Contact.timeStamp changes"
+                );
+                Kind::Contacts
+            } else {
+                tracing::info!(
+                    account = account_id,
+                    upstream,
+                    mirrored,
+                    "counts differ: walking every customer"
+                );
+                Kind::Full
+            }
+        }
+        other => other,
+    };
+    tally.ran_as = Some(kind);
     let (tx, rx) = mpsc::channel::<Fetched>(PIPELINE_DEPTH);
     // The fetcher owns the sender: when it finishes, the writer sees the end of the channel.
     let fetch = async move {
@@ -76,6 +120,12 @@ pub(crate) async fn run(
                 fetch_incremental(engine, account_id, from, &tx, cancel).await
             }
             Kind::Full => fetch_full(engine, account_id, &tx, cancel).await,
+            Kind::Contacts => {
+                let watermark = cursors::watermark(&engine.pool, lease.account_id, STREAM).await?;
+                let from = watermark
+                    .map(|w| w - chrono::Duration::from_std(engine.overlap).unwrap_or_default());
+                fetch_contacts(engine, account_id, from, &tx, cancel).await
+            }
         }
     };
     let write = commit_pages(engine, lease, run_id, rx, tally);
@@ -105,6 +155,86 @@ pub(crate) async fn run(
         }
     }
     Ok(())
+}
+
+/// `Customer.json?archived=true&count=1`: the account's customers upstream, archived included.
+async fn upstream_count(
+    engine: &Engine,
+    account_id: u64,
+) -> Result<(u64, crate::lightspeed::api::CallStats), SyncError> {
+    let mut url = engine.api.customers_url(
+        account_id,
+        &CustomerQuery {
+            archived: Some(Archived::Include),
+            ..CustomerQuery::default()
+        },
+    );
+    url.query_pairs_mut().append_pair("count", "1");
+    let parse = |body: &[u8]| -> Result<u64, crate::lightspeed::wire::WireError> {
+        let bad = |why: &str| crate::lightspeed::wire::WireError::from_problem(why.to_string());
+        let v: serde_json::Value =
+            serde_json::from_slice(body).map_err(|e| bad(&format!("not JSON: {e}")))?;
+        let count = &v["@attributes"]["count"];
+        count
+            .as_u64()
+            .or_else(|| count.as_str().and_then(|s| s.trim().parse().ok()))
+            .ok_or_else(|| bad("no `@attributes.count` in the answer to a count query"))
+    };
+    let (count, stats) = engine.api.get_parsed(account_id, &url, parse).await?;
+    Ok((count, stats))
+}
+
+/// The account's mirror rows not marked deleted.
+async fn mirror_count(engine: &Engine, account_id: i64) -> Result<u64, sqlx::Error> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM lightspeed.customers WHERE account_id = $1 AND deleted_at IS NULL",
+    )
+    .bind(account_id)
+    .fetch_one(&engine.pool)
+    .await?;
+    Ok(n as u64)
+}
+
+/// The customers whose Contact was stamped at or after `from`, by `customerID`, with `Contact`
+/// loaded (the filter searches inside it). Without `Contact` among the loaded relations the mirror
+/// holds no Contact to catch up: nothing is walked.
+async fn fetch_contacts(
+    engine: &Engine,
+    account_id: u64,
+    from: Option<DateTime<Utc>>,
+    tx: &mpsc::Sender<Fetched>,
+    cancel: &CancellationToken,
+) -> Result<(), SyncError> {
+    let mut query = base_query(engine, SortField::CustomerId);
+    if !query.load_contact {
+        return Ok(());
+    }
+    query.contact_time_stamp = from.map(Filter::Ge);
+    let url = engine.api.customers_url(account_id, &query);
+    if cancel.is_cancelled() {
+        return Err(SyncError::Cancelled);
+    }
+    let first = fetch_page(engine, account_id, &url).await?;
+    // A server that ignored the filter would turn this pass into a full walk: refuse it.
+    if let Some(from) = from {
+        let early = first.records.iter().find(|c| {
+            c.contact
+                .as_ref()
+                .and_then(|k| k.time_stamp)
+                .is_some_and(|t| t < from)
+        });
+        if let Some(c) = early {
+            return Err(ApiError::Malformed {
+                url,
+                reason: format!(
+                    "customer {} has a Contact stamped before the requested Contact.timeStamp bound {from}",
+                    c.customer_id
+                ),
+            }
+            .into());
+        }
+    }
+    follow(engine, account_id, first, None, tx, cancel).await
 }
 
 fn base_query(engine: &Engine, field: SortField) -> CustomerQuery {

@@ -56,6 +56,10 @@ pub enum Kind {
     Incremental,
     /// Everything.
     Full,
+    /// The cheaper pass a scheduled full refresh runs when the counts match: the customers whose
+    /// `Contact.timeStamp` moved since the watermark (minus the overlap), walked by `customerID`;
+    /// catches Contact-only edits that did not move `Customer.timeStamp`. Leaves the watermark.
+    Contacts,
 }
 
 impl Kind {
@@ -64,6 +68,7 @@ impl Kind {
         match self {
             Kind::Incremental => "incremental",
             Kind::Full => "full",
+            Kind::Contacts => "contacts",
         }
     }
 }
@@ -183,6 +188,9 @@ pub(crate) struct Tally {
     pub stats: CallStats,
     /// Requests not yet counted in the run row (they belong to the next commit).
     pub uncommitted: CallStats,
+    /// What the run turned out to be, when it differs from what was asked (a `contacts` run whose
+    /// counts differed walks everything: `full`).
+    pub ran_as: Option<Kind>,
 }
 
 impl Engine {
@@ -241,6 +249,7 @@ impl Engine {
                 .await
             }
         };
+        let kind = tally.ran_as.unwrap_or(kind);
         let account_stopped = match &result {
             Err(SyncError::Api(e)) => e.needs_reauth(),
             Err(SyncError::LeaseLost(_)) => true,
@@ -266,6 +275,15 @@ impl Engine {
                     rest.throttled as i32,
                 )
                 .await?;
+            }
+            sqlx::query("UPDATE lightspeed_sync.runs SET drips = $2, kind = $3 WHERE run_id = $1")
+                .bind(run_id)
+                .bind(tally.stats.drips())
+                .bind(kind.as_str())
+                .execute(&self.pool)
+                .await?;
+            if stream == Stream::Customers && kind == Kind::Full && status == RunStatus::Succeeded {
+                record_full_walk(&self.pool, lease.account_id, run_id).await?;
             }
             runs::finish(&self.pool, run_id, status.as_str(), error.as_deref()).await
         };
@@ -311,6 +329,19 @@ impl Engine {
         }
         report
     }
+}
+
+/// Record that `account_id` completed a full customers walk now (the backstop's clock).
+async fn record_full_walk(pool: &PgPool, account_id: i64, run_id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO lightspeed_sync.full_walks (account_id, completed_at, run_id) VALUES ($1, now(), $2)
+         ON CONFLICT (account_id) DO UPDATE SET completed_at = EXCLUDED.completed_at, run_id = EXCLUDED.run_id",
+    )
+    .bind(account_id)
+    .bind(run_id)
+    .execute(pool)
+    .await?;
+    Ok(())
 }
 
 fn record_metrics(account_id: u64, stream: Stream, status: RunStatus, tally: &Tally) {

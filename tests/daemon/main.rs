@@ -5,6 +5,7 @@
 
 mod helpers;
 
+mod budget;
 mod endpoints;
 mod leases;
 mod ownership;
