@@ -331,218 +331,238 @@ pub async fn upsert_customers(
     Ok(written.len() as u64)
 }
 
-/// Drop the contact rows of the customers in `ids`, then insert those of `rows`.
+/// Drop the contact rows of the customers in `ids`, then insert those of `rows`: two statements
+/// for the whole page, whatever it holds (one `DELETE` per table and one `INSERT` per table, each
+/// a data-modifying `WITH` of one statement; the tables differ, so their order within a statement
+/// does not matter, and the inserts only run once the deletes are done).
 async fn replace_contacts(
     conn: &mut PgConnection,
     account_id: i64,
     ids: &[i64],
     rows: &[&CustomerRow],
 ) -> Result<(), sqlx::Error> {
-    for table in [
-        "customer_emails",
-        "customer_phones",
-        "customer_addresses",
-        "customer_websites",
-        "customer_custom_fields",
-        "credit_accounts",
-    ] {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DELETE FROM lightspeed.{table} WHERE account_id = $1 AND customer_id = ANY($2)"
-        )))
-        .bind(account_id)
-        .bind(ids)
-        .execute(&mut *conn)
-        .await?;
-    }
+    sqlx::query(
+        "WITH e AS (DELETE FROM lightspeed.customer_emails
+                    WHERE account_id = $1 AND customer_id = ANY($2)),
+              p AS (DELETE FROM lightspeed.customer_phones
+                    WHERE account_id = $1 AND customer_id = ANY($2)),
+              a AS (DELETE FROM lightspeed.customer_addresses
+                    WHERE account_id = $1 AND customer_id = ANY($2)),
+              w AS (DELETE FROM lightspeed.customer_websites
+                    WHERE account_id = $1 AND customer_id = ANY($2)),
+              f AS (DELETE FROM lightspeed.customer_custom_fields
+                    WHERE account_id = $1 AND customer_id = ANY($2))
+         DELETE FROM lightspeed.credit_accounts WHERE account_id = $1 AND customer_id = ANY($2)",
+    )
+    .bind(account_id)
+    .bind(ids)
+    .execute(&mut *conn)
+    .await?;
+
     let pairs = |pick: fn(&CustomerRow) -> &Vec<(String, String)>| {
         let (mut id, mut pos, mut a, mut b) = (vec![], vec![], vec![], vec![]);
         for r in rows {
             for (i, (x, y)) in pick(r).iter().enumerate() {
                 id.push(r.customer_id);
                 pos.push(i as i32);
-                a.push(x.clone());
-                b.push(y.clone());
+                a.push(x.as_str());
+                b.push(y.as_str());
             }
         }
         (id, pos, a, b)
     };
-    for (table, value_col, pick) in [
-        (
-            "customer_emails",
-            "address",
-            (|r: &CustomerRow| &r.emails) as fn(&CustomerRow) -> &Vec<(String, String)>,
-        ),
-        ("customer_phones", "number", |r: &CustomerRow| &r.phones),
-    ] {
-        let (id, pos, a, b) = pairs(pick);
-        if id.is_empty() {
-            continue;
-        }
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO lightspeed.{table} (account_id, customer_id, position, {value_col}, use_type)
-             SELECT $1, * FROM UNNEST($2::bigint[], $3::int[], $4::text[], $5::text[])"
-        )))
-        .bind(account_id)
-        .bind(id)
-        .bind(pos)
-        .bind(a)
-        .bind(b)
-        .execute(&mut *conn)
-        .await?;
-    }
-    insert_addresses(conn, account_id, rows).await?;
-    insert_relations(conn, account_id, rows).await
-}
+    let (e_id, e_pos, e_addr, e_use) = pairs(|r| &r.emails);
+    let (p_id, p_pos, p_num, p_use) = pairs(|r| &r.phones);
 
-/// Websites, custom field values and credit accounts of `rows` (their old rows are deleted).
-async fn insert_relations(
-    conn: &mut PgConnection,
-    account_id: i64,
-    rows: &[&CustomerRow],
-) -> Result<(), sqlx::Error> {
-    let (mut id, mut pos, mut url) = (vec![], vec![], vec![]);
+    let (mut a_id, mut a_pos) = (vec![], vec![]);
+    let mut a_cols: [Vec<&str>; 8] = Default::default();
+    let (mut w_id, mut w_pos, mut w_url) = (vec![], vec![], vec![]);
     for r in rows {
-        for (i, u) in r.websites.iter().enumerate() {
-            id.push(r.customer_id);
-            pos.push(i as i32);
-            url.push(u.clone());
+        for (i, a) in r.addresses.iter().enumerate() {
+            a_id.push(r.customer_id);
+            a_pos.push(i as i32);
+            let values = [
+                &a.address1,
+                &a.address2,
+                &a.city,
+                &a.state,
+                &a.state_code,
+                &a.zip,
+                &a.country,
+                &a.country_code,
+            ];
+            for (c, v) in a_cols.iter_mut().zip(values) {
+                c.push(v.as_str());
+            }
         }
-    }
-    if !id.is_empty() {
-        sqlx::query(
-            "INSERT INTO lightspeed.customer_websites (account_id, customer_id, position, url)
-             SELECT $1, * FROM UNNEST($2::bigint[], $3::int[], $4::text[])",
-        )
-        .bind(account_id)
-        .bind(id)
-        .bind(pos)
-        .bind(url)
-        .execute(&mut *conn)
-        .await?;
+        for (i, u) in r.websites.iter().enumerate() {
+            w_id.push(r.customer_id);
+            w_pos.push(i as i32);
+            w_url.push(u.as_str());
+        }
     }
     let values: Vec<(i64, &CustomFieldValueRow)> = rows
         .iter()
         .flat_map(|r| r.custom_fields.iter().map(|v| (r.customer_id, v)))
         .collect();
-    if !values.is_empty() {
-        // A field listed twice for one customer keeps its last value.
-        sqlx::query(
-            "INSERT INTO lightspeed.customer_custom_fields (account_id, customer_id,
-                 custom_field_id, custom_field_value_id, name, type, value, value_json, updated_at)
-             SELECT $1, * FROM UNNEST($2::bigint[], $3::bigint[], $4::bigint[], $5::text[],
-                 $6::text[], $7::text[], $8::jsonb[], $9::timestamptz[])
-             ON CONFLICT (account_id, customer_id, custom_field_id) DO UPDATE SET
-                 custom_field_value_id = excluded.custom_field_value_id, name = excluded.name,
-                 type = excluded.type, value = excluded.value, value_json = excluded.value_json,
-                 updated_at = excluded.updated_at",
-        )
-        .bind(account_id)
-        .bind(values.iter().map(|(c, _)| *c).collect::<Vec<_>>())
-        .bind(
-            values
-                .iter()
-                .map(|(_, v)| v.custom_field_id)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            values
-                .iter()
-                .map(|(_, v)| v.custom_field_value_id)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            values
-                .iter()
-                .map(|(_, v)| v.name.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            values
-                .iter()
-                .map(|(_, v)| v.kind.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            values
-                .iter()
-                .map(|(_, v)| v.value.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            values
-                .iter()
-                .map(|(_, v)| sqlx::types::Json(&v.value_json))
-                .collect::<Vec<_>>(),
-        )
-        .bind(values.iter().map(|(_, v)| v.updated_at).collect::<Vec<_>>())
-        .execute(&mut *conn)
-        .await?;
-    }
     let credits: Vec<(i64, &CreditAccountRow)> = rows
         .iter()
         .filter_map(|r| r.credit_account.as_ref().map(|c| (r.customer_id, c)))
         .collect();
-    if !credits.is_empty() {
-        // A credit account belongs to one customer; should it move, the newer owner has it.
-        sqlx::query(
-            "INSERT INTO lightspeed.credit_accounts (account_id, customer_id, credit_account_id,
-                 name, balance, credit_limit, gift_card, archived, updated_at, raw)
-             SELECT $1, u.c, u.id, u.name, u.balance::numeric, u.credit_limit::numeric, u.gift,
-                 u.archived, u.ts, u.raw
-             FROM UNNEST($2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[],
-                 $7::bool[], $8::bool[], $9::timestamptz[], $10::jsonb[])
-                 AS u(c, id, name, balance, credit_limit, gift, archived, ts, raw)
-             ON CONFLICT (account_id, credit_account_id) DO UPDATE SET
-                 customer_id = excluded.customer_id, name = excluded.name,
-                 balance = excluded.balance, credit_limit = excluded.credit_limit,
-                 gift_card = excluded.gift_card, archived = excluded.archived,
-                 updated_at = excluded.updated_at, raw = excluded.raw",
-        )
-        .bind(account_id)
-        .bind(credits.iter().map(|(c, _)| *c).collect::<Vec<_>>())
-        .bind(
-            credits
-                .iter()
-                .map(|(_, a)| a.credit_account_id)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            credits
-                .iter()
-                .map(|(_, a)| a.name.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            credits
-                .iter()
-                .map(|(_, a)| a.balance.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            credits
-                .iter()
-                .map(|(_, a)| a.credit_limit.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(credits.iter().map(|(_, a)| a.gift_card).collect::<Vec<_>>())
-        .bind(credits.iter().map(|(_, a)| a.archived).collect::<Vec<_>>())
-        .bind(
-            credits
-                .iter()
-                .map(|(_, a)| a.updated_at)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            credits
-                .iter()
-                .map(|(_, a)| {
-                    sqlx::types::Json(serde_json::from_str::<Value>(&a.raw).unwrap_or(Value::Null))
-                })
-                .collect::<Vec<_>>(),
-        )
-        .execute(&mut *conn)
-        .await?;
+    if e_id.is_empty()
+        && p_id.is_empty()
+        && a_id.is_empty()
+        && w_id.is_empty()
+        && values.is_empty()
+        && credits.is_empty()
+    {
+        return Ok(());
     }
+    let [a1, a2, city, state, state_code, zip, country, country_code] = a_cols;
+    // A field listed twice for one customer keeps its last value; a credit account belongs to one
+    // customer, and should it move, the newer owner has it.
+    sqlx::query(
+        "WITH e AS (
+             INSERT INTO lightspeed.customer_emails (account_id, customer_id, position, address,
+                 use_type)
+             SELECT $1, * FROM UNNEST($2::bigint[], $3::int[], $4::text[], $5::text[])),
+         p AS (
+             INSERT INTO lightspeed.customer_phones (account_id, customer_id, position, number,
+                 use_type)
+             SELECT $1, * FROM UNNEST($6::bigint[], $7::int[], $8::text[], $9::text[])),
+         a AS (
+             INSERT INTO lightspeed.customer_addresses (account_id, customer_id, position,
+                 address1, address2, city, state, state_code, zip, country, country_code)
+             SELECT $1, * FROM UNNEST($10::bigint[], $11::int[], $12::text[], $13::text[],
+                 $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[])),
+         w AS (
+             INSERT INTO lightspeed.customer_websites (account_id, customer_id, position, url)
+             SELECT $1, * FROM UNNEST($20::bigint[], $21::int[], $22::text[])),
+         f AS (
+             INSERT INTO lightspeed.customer_custom_fields (account_id, customer_id,
+                 custom_field_id, custom_field_value_id, name, type, value, value_json, updated_at)
+             SELECT $1, * FROM UNNEST($23::bigint[], $24::bigint[], $25::bigint[], $26::text[],
+                 $27::text[], $28::text[], $29::jsonb[], $30::timestamptz[])
+             ON CONFLICT (account_id, customer_id, custom_field_id) DO UPDATE SET
+                 custom_field_value_id = excluded.custom_field_value_id, name = excluded.name,
+                 type = excluded.type, value = excluded.value, value_json = excluded.value_json,
+                 updated_at = excluded.updated_at)
+         INSERT INTO lightspeed.credit_accounts (account_id, customer_id, credit_account_id,
+             name, balance, credit_limit, gift_card, archived, updated_at, raw)
+         SELECT $1, u.c, u.id, u.name, u.balance::numeric, u.credit_limit::numeric, u.gift,
+             u.archived, u.ts, u.raw
+         FROM UNNEST($31::bigint[], $32::bigint[], $33::text[], $34::text[], $35::text[],
+             $36::bool[], $37::bool[], $38::timestamptz[], $39::jsonb[])
+             AS u(c, id, name, balance, credit_limit, gift, archived, ts, raw)
+         ON CONFLICT (account_id, credit_account_id) DO UPDATE SET
+             customer_id = excluded.customer_id, name = excluded.name,
+             balance = excluded.balance, credit_limit = excluded.credit_limit,
+             gift_card = excluded.gift_card, archived = excluded.archived,
+             updated_at = excluded.updated_at, raw = excluded.raw",
+    )
+    .bind(account_id)
+    .bind(e_id)
+    .bind(e_pos)
+    .bind(e_addr)
+    .bind(e_use)
+    .bind(p_id)
+    .bind(p_pos)
+    .bind(p_num)
+    .bind(p_use)
+    .bind(a_id)
+    .bind(a_pos)
+    .bind(a1)
+    .bind(a2)
+    .bind(city)
+    .bind(state)
+    .bind(state_code)
+    .bind(zip)
+    .bind(country)
+    .bind(country_code)
+    .bind(w_id)
+    .bind(w_pos)
+    .bind(w_url)
+    .bind(values.iter().map(|(c, _)| *c).collect::<Vec<_>>())
+    .bind(
+        values
+            .iter()
+            .map(|(_, v)| v.custom_field_id)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        values
+            .iter()
+            .map(|(_, v)| v.custom_field_value_id)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        values
+            .iter()
+            .map(|(_, v)| v.name.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        values
+            .iter()
+            .map(|(_, v)| v.kind.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        values
+            .iter()
+            .map(|(_, v)| v.value.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        values
+            .iter()
+            .map(|(_, v)| sqlx::types::Json(&v.value_json))
+            .collect::<Vec<_>>(),
+    )
+    .bind(values.iter().map(|(_, v)| v.updated_at).collect::<Vec<_>>())
+    .bind(credits.iter().map(|(c, _)| *c).collect::<Vec<_>>())
+    .bind(
+        credits
+            .iter()
+            .map(|(_, a)| a.credit_account_id)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        credits
+            .iter()
+            .map(|(_, a)| a.name.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        credits
+            .iter()
+            .map(|(_, a)| a.balance.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        credits
+            .iter()
+            .map(|(_, a)| a.credit_limit.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .bind(credits.iter().map(|(_, a)| a.gift_card).collect::<Vec<_>>())
+    .bind(credits.iter().map(|(_, a)| a.archived).collect::<Vec<_>>())
+    .bind(
+        credits
+            .iter()
+            .map(|(_, a)| a.updated_at)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        credits
+            .iter()
+            .map(|(_, a)| {
+                sqlx::types::Json(serde_json::from_str::<Value>(&a.raw).unwrap_or(Value::Null))
+            })
+            .collect::<Vec<_>>(),
+    )
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
@@ -645,58 +665,6 @@ pub async fn mark_unseen_definitions_deleted(
     .execute(conn)
     .await?;
     Ok(done.rows_affected())
-}
-
-async fn insert_addresses(
-    conn: &mut PgConnection,
-    account_id: i64,
-    rows: &[&CustomerRow],
-) -> Result<(), sqlx::Error> {
-    let (mut id, mut pos) = (vec![], vec![]);
-    let mut cols: [Vec<String>; 8] = Default::default();
-    for r in rows {
-        for (i, a) in r.addresses.iter().enumerate() {
-            id.push(r.customer_id);
-            pos.push(i as i32);
-            let values = [
-                &a.address1,
-                &a.address2,
-                &a.city,
-                &a.state,
-                &a.state_code,
-                &a.zip,
-                &a.country,
-                &a.country_code,
-            ];
-            for (c, v) in cols.iter_mut().zip(values) {
-                c.push(v.clone());
-            }
-        }
-    }
-    if id.is_empty() {
-        return Ok(());
-    }
-    let [a1, a2, city, state, state_code, zip, country, country_code] = cols;
-    sqlx::query(
-        "INSERT INTO lightspeed.customer_addresses (account_id, customer_id, position, address1,
-             address2, city, state, state_code, zip, country, country_code)
-         SELECT $1, * FROM UNNEST($2::bigint[], $3::int[], $4::text[], $5::text[], $6::text[],
-             $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])",
-    )
-    .bind(account_id)
-    .bind(id)
-    .bind(pos)
-    .bind(a1)
-    .bind(a2)
-    .bind(city)
-    .bind(state)
-    .bind(state_code)
-    .bind(zip)
-    .bind(country)
-    .bind(country_code)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
 }
 
 /// After a complete full walk that started at `walk_started_at`: mark every customer of the account not

@@ -171,3 +171,35 @@ async fn rows_not_seen_by_a_complete_walk_are_marked_deleted_and_revived_when_th
     .unwrap();
     assert_eq!(deleted, 0);
 }
+
+/// Child rows (every table, written in one statement per page) are replaced with their customer
+/// only: a customer of the same page whose row did not change keeps its child rows untouched.
+#[sqlx::test]
+async fn child_rows_of_unchanged_customers_on_a_page_are_not_rewritten(pool: PgPool) {
+    let mut conn = pool.acquire().await.unwrap();
+    let page = vec![row(1, "Ann", 10, "a@x"), row(2, "Bob", 10, "b@x")];
+    assert_eq!(upsert_customers(&mut conn, 1, &page).await.unwrap(), 2);
+    let versions = || async {
+        let v: Vec<(i64, String, String)> = sqlx::query_as(
+            "SELECT e.customer_id, e.xmin::text, a.xmin::text
+             FROM lightspeed.customer_emails e
+             JOIN lightspeed.customer_addresses a USING (account_id, customer_id)
+             WHERE e.account_id = 1 ORDER BY e.customer_id",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        v
+    };
+    let before = versions().await;
+    assert_eq!(before.len(), 2);
+    // Ann is edited, Bob comes back identical.
+    let page = vec![row(1, "Ann", 20, "ann@x"), row(2, "Bob", 10, "b@x")];
+    assert_eq!(upsert_customers(&mut conn, 1, &page).await.unwrap(), 1);
+    let after = versions().await;
+    assert_ne!(after[0].1, before[0].1, "Ann's email was replaced");
+    assert_ne!(after[0].2, before[0].2, "Ann's address was replaced");
+    assert_eq!(after[1], before[1], "Bob's child rows were not rewritten");
+    assert_eq!(stored(&pool, 1).await.2, vec!["ann@x".to_string()]);
+    assert_eq!(stored(&pool, 2).await.2, vec!["b@x".to_string()]);
+}
