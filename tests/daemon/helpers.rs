@@ -333,6 +333,8 @@ pub struct Child {
     pub child: tokio::process::Child,
     pub pid: u32,
     lines: watch::Receiver<Vec<String>>,
+    /// The task reading stderr: it ends at EOF, once the child has exited.
+    reader: Option<tokio::task::JoinHandle<()>>,
     _dir: tempfile::TempDir,
 }
 
@@ -358,7 +360,7 @@ impl Child {
         let stderr = child.stderr.take().unwrap();
         let (tx, lines) = watch::channel(Vec::new());
         let echo = std::env::var_os("TEST_LOG").is_some();
-        tokio::spawn(async move {
+        let reader = tokio::spawn(async move {
             let mut reader = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = reader.next_line().await {
                 if echo {
@@ -371,6 +373,7 @@ impl Child {
             child,
             pid,
             lines,
+            reader: Some(reader),
             _dir: dir,
         }
     }
@@ -411,15 +414,23 @@ impl Child {
         assert!(status.success(), "kill -{name} {}", self.pid);
     }
 
-    /// Wait for the child to exit (bounded).
+    /// Wait for the child to exit (bounded), and for its stderr to be read to the end, so
+    /// that [`Child::stderr`] then holds everything it wrote.
     pub async fn wait(&mut self, limit: Duration) -> std::process::ExitStatus {
-        match tokio::time::timeout(limit, self.child.wait()).await {
+        let status = match tokio::time::timeout(limit, self.child.wait()).await {
             Ok(status) => status.unwrap(),
             Err(_) => panic!(
                 "the child did not exit within {limit:?}:\n{}",
                 self.stderr()
             ),
+        };
+        if let Some(reader) = self.reader.take() {
+            tokio::time::timeout(limit, reader)
+                .await
+                .expect("the child's stderr stays open after it exited")
+                .unwrap();
         }
+        status
     }
 }
 
