@@ -44,7 +44,9 @@ pub enum Command {
     Run(run::RunArgs),
     /// Sync now, then exit. Exit code 0 when every run succeeded; 1 when a run failed (or an account
     /// needs re-authorization); 75 (EX_TEMPFAIL) when the only trouble is accounts skipped because
-    /// another live process kept them past `--wait`.
+    /// another live process kept them past `--wait`. Ctrl-C or SIGTERM stops after the pages in
+    /// flight; a second one aborts at once (exit 130), losing nothing: uncommitted pages are
+    /// fetched again by the next sync.
     Sync(sync::SyncArgs),
     /// Connect a Lightspeed account: print the authorization URL, read the redirect URL (or the
     /// bare code) from stdin, exchange it at once and store the encrypted tokens.

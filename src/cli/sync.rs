@@ -61,6 +61,38 @@ pub enum StreamArg {
     Customers,
 }
 
+/// The exit code of a `sync` aborted by a second signal (128 + SIGINT, as a shell reports it).
+pub const ABORTED: i32 = 130;
+
+/// SIGINT (Ctrl-C) or SIGTERM: stop after the pages in flight (`cancel`). A second one: exit at
+/// once with [`ABORTED`]. Nothing is lost either way: a page, its cursor and its counts commit
+/// together, so the server rolls back the pages a killed process had in flight, and the next run
+/// fetches them again; the process's presence lock ends with its connections, freeing its leases.
+/// The handlers are installed before this returns (one stream per signal, so a second signal
+/// arriving at any moment is seen).
+fn stop_on_signals(cancel: CancellationToken) -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::spawn(async move {
+        let mut next = async || {
+            tokio::select! {
+                _ = int.recv() => "interrupted",
+                _ = term.recv() => "terminated",
+            }
+        };
+        next().await;
+        eprintln!("stopping after the pages in flight (Ctrl-C again to abort)");
+        cancel.cancel();
+        let how = next().await;
+        eprintln!(
+            "{how} again: aborting; the pages in flight are not committed and the next sync fetches them"
+        );
+        std::process::exit(ABORTED);
+    });
+    Ok(())
+}
+
 /// Run `sync`.
 pub async fn run(settings: Settings, args: SyncArgs) -> anyhow::Result<()> {
     let pool = crate::db::connect(&settings.database).await?;
@@ -73,13 +105,7 @@ pub async fn run(settings: Settings, args: SyncArgs) -> anyhow::Result<()> {
     }
     let streams = streams(args.stream, args.full);
     let cancel = CancellationToken::new();
-    let on_signal = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("stopping after the pages in flight (Ctrl-C again to abort)");
-            on_signal.cancel();
-        }
-    });
+    stop_on_signals(cancel.clone())?;
     let wait = if args.no_wait {
         Duration::ZERO
     } else {

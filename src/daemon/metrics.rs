@@ -8,12 +8,11 @@
 
 use std::sync::{Arc, OnceLock};
 
-use futures::future::BoxFuture;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use secrecy::SecretString;
 use sqlx::PgPool;
 
-use crate::lightspeed::{AuthFailure, TokenProvider};
+use crate::lightspeed::{AuthFailure, BoxFuture, TokenProvider};
 use crate::tokens::store::{AccountCredentialInfo, AccountStatus, list_accounts};
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();

@@ -35,8 +35,6 @@ pub struct CallStats {
     pub refreshes: u32,
     /// Time spent in the pacer (bucket, burst limit, `Retry-After`).
     pub waited: Duration,
-    /// Time spent in backoff before retries.
-    pub backoff: Duration,
     /// Drips spent, in thousandths: the pacer's computed cost of each request sent
     /// ([`query::request_cost`]: 1 a page plus the relations' surcharges, 10 a count).
     pub drips_milli: u64,
@@ -50,7 +48,6 @@ impl CallStats {
         self.retries += other.retries;
         self.refreshes += other.refreshes;
         self.waited += other.waited;
-        self.backoff += other.backoff;
         self.drips_milli += other.drips_milli;
     }
 

@@ -15,13 +15,9 @@ pub mod wire;
 pub use api::{ApiClient, CallStats, Fetched, Page};
 pub use error::ApiError;
 
-use std::future::Future;
-use std::pin::Pin;
-
-use secrecy::SecretString;
-
 /// A boxed future, for the object-safe [`TokenProvider`].
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub use futures::future::BoxFuture;
+use secrecy::SecretString;
 
 /// Where the API client gets access tokens. Implemented by the token store (`crate::tokens`).
 pub trait TokenProvider: Send + Sync {

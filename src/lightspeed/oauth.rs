@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use url::Url;
 
 use super::guard::{self, BodyError};
-use super::retry;
+use super::{retry, wire};
 use crate::config::{ConfigError, LightspeedSettings};
 
 /// Path of the authorization endpoint, below `lightspeed.auth_base_url`.
@@ -325,16 +325,15 @@ pub async fn fetch_account_identity(
     api_base: &Url,
     access_token: &SecretString,
 ) -> Result<AccountIdentity, OAuthError> {
-    let value = api_get(
-        http,
-        endpoint(api_base, "/API/V3/Account.json"),
-        access_token,
-    )
-    .await?;
-    parse_account(&value).ok_or_else(|| OAuthError::Other {
-        status: None,
-        reason: "Account.json has no Account.accountID".into(),
-    })
+    let url = endpoint(api_base, "/API/V3/Account.json");
+    let body = api_get(http, &url, access_token).await?;
+    listed_accounts(&body, &url)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| OAuthError::Other {
+            status: None,
+            reason: "Account.json lists no account".into(),
+        })
 }
 
 /// The account's name as `GET {api_base}/API/V3/Account.json` lists it (the list always carries
@@ -346,19 +345,21 @@ pub async fn fetch_account_name(
     account_id: u64,
 ) -> Result<String, OAuthError> {
     let url = endpoint(api_base, "/API/V3/Account.json");
-    let value = api_get(http, url, access_token).await?;
-    Ok(listed_accounts(&value)
+    let body = api_get(http, &url, access_token).await?;
+    Ok(listed_accounts(&body, &url)?
         .into_iter()
         .find(|a| a.account_id == account_id)
         .map(|a| a.name)
         .unwrap_or_default())
 }
 
+/// GET an API URL with a fresh token, before the account is stored (so not through the API
+/// client, whose tokens come from the store): the same guards (no redirects, capped body).
 async fn api_get(
     http: &reqwest::Client,
-    url: Url,
+    url: &Url,
     access_token: &SecretString,
-) -> Result<serde_json::Value, OAuthError> {
+) -> Result<bytes::Bytes, OAuthError> {
     let response = http
         .get(url.clone())
         .bearer_auth(access_token.expose_secret())
@@ -368,7 +369,7 @@ async fn api_get(
         .map_err(|e| transport_error(&e))?;
     let status = response.status();
     if status.is_redirection() {
-        return Err(redirect_error(status, &url, response.headers()));
+        return Err(redirect_error(status, url, response.headers()));
     }
     if !status.is_success() {
         return Err(status_error(
@@ -377,45 +378,33 @@ async fn api_get(
             String::new(),
         ));
     }
-    let body = read_body(response, guard::MAX_API_BODY, &url).await?;
-    serde_json::from_slice(&body).map_err(|e| OAuthError::Other {
-        status: Some(status.as_u16()),
-        reason: format!("the Account answer is not JSON: {e}"),
-    })
+    read_body(response, guard::MAX_API_BODY, url).await
 }
 
-/// `Account` may be one object or an array; IDs are strings (or numbers).
-fn listed_accounts(value: &serde_json::Value) -> Vec<AccountIdentity> {
-    let items = match value.get("Account") {
-        Some(serde_json::Value::Array(items)) => items.iter().collect(),
-        Some(one @ serde_json::Value::Object(_)) => vec![one],
-        _ => Vec::new(),
-    };
-    items
-        .into_iter()
-        .filter_map(|account| {
-            let account_id = as_u64(account.get("accountID")?)?;
-            let name = account
-                .get("name")
-                .and_then(|n| n.as_str())
-                .unwrap_or_default()
-                .to_string();
-            Some(AccountIdentity { account_id, name })
-        })
-        .collect()
-}
-
-/// The first account listed.
-fn parse_account(value: &serde_json::Value) -> Option<AccountIdentity> {
-    listed_accounts(value).into_iter().next()
-}
-
+/// A claim or `expires_in`: a number, or a string of digits.
 fn as_u64(value: &serde_json::Value) -> Option<u64> {
     match value {
         serde_json::Value::String(s) => s.trim().parse().ok(),
         serde_json::Value::Number(n) => n.as_u64(),
         _ => None,
     }
+}
+
+/// The accounts of an `Account.json` body, parsed as the API client parses them (one object or an
+/// array; IDs as strings or numbers).
+fn listed_accounts(body: &[u8], url: &Url) -> Result<Vec<AccountIdentity>, OAuthError> {
+    let page = wire::parse_list::<wire::Account>(body, url).map_err(|e| OAuthError::Other {
+        status: None,
+        reason: format!("GET {}: {e}", guard::printable(url.as_str())),
+    })?;
+    Ok(page
+        .records
+        .into_iter()
+        .map(|a| AccountIdentity {
+            account_id: a.account_id,
+            name: a.name,
+        })
+        .collect())
 }
 
 /// Decode the payload of a JWT (base64url, no signature check) for `acct` and `exp`.
@@ -700,18 +689,24 @@ mod tests {
 
     #[test]
     fn account_object_or_array() {
+        let url = Url::parse("https://api.example/API/V3/Account.json").unwrap();
+        let parse = |v: serde_json::Value| listed_accounts(v.to_string().as_bytes(), &url);
         let one = serde_json::json!({"Account": {"accountID": "99", "name": "Shop"}});
         let many =
-            serde_json::json!({"Account": [{"accountID": "7", "name": "A"}, {"accountID": "8"}]});
+            serde_json::json!({"Account": [{"accountID": "7", "name": "A"}, {"accountID": 8}]});
         assert_eq!(
-            parse_account(&one),
-            Some(AccountIdentity {
+            parse(one).unwrap(),
+            [AccountIdentity {
                 account_id: 99,
                 name: "Shop".into()
-            })
+            }]
         );
-        assert_eq!(parse_account(&many).map(|a| a.account_id), Some(7));
-        assert_eq!(parse_account(&serde_json::json!({"@attributes": {}})), None);
+        let ids: Vec<u64> = parse(many).unwrap().iter().map(|a| a.account_id).collect();
+        assert_eq!(ids, [7, 8]);
+        assert_eq!(parse(serde_json::json!({"@attributes": {}})).unwrap(), []);
+        // A record without its ID is a malformed answer, named as such.
+        let err = parse(serde_json::json!({"Account": {"name": "no id"}})).unwrap_err();
+        assert!(err.to_string().contains("accountID"), "{err}");
     }
 
     #[test]

@@ -276,7 +276,6 @@ impl ApiClient {
         tracing::debug!(attempt = failures, delay = ?delay, reason, "transient failure; retrying");
         metrics::counter!("lightspeed_api_retries_total").increment(1);
         stats.retries += 1;
-        stats.backoff += delay;
         tokio::time::sleep(delay).await;
     }
 }

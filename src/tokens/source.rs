@@ -24,28 +24,27 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rand::Rng;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::PgPool;
 
 use crate::config::{ConfigError, LightspeedSettings, Settings};
 use crate::db::credentials::{self, EncryptedPair};
 use crate::lightspeed::oauth::{OAuthClient, OAuthError, TokenResponse};
+use crate::lightspeed::retry::Backoff;
 use crate::lightspeed::{AuthFailure, BoxFuture, TokenProvider};
 use crate::tokens::crypto::{KeyError, Keyring};
 use crate::tokens::store::{
     AccountStatus, NewTokens, StoreError, StoredCredentials, TokenStore, db_id,
 };
 
-/// How refresh attempts are retried on transient failures.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How refresh attempts are retried on transient failures: the API client's [`Backoff`], with
+/// fewer attempts and a `Retry-After` ceiling of their own.
+#[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
     /// Attempts in all (at least 1). Lightspeed allows 5 retries of one refresh grant per minute.
     pub attempts: u32,
-    /// Delay before the first retry (doubled each time, with jitter).
-    pub base_delay: Duration,
-    /// Upper bound of one delay.
-    pub max_delay: Duration,
+    /// The delay before a retry when the server sent no `Retry-After`.
+    pub backoff: Backoff,
     /// A `Retry-After` longer than this ends the attempts at once.
     pub max_retry_after: Duration,
 }
@@ -54,8 +53,10 @@ impl Default for RetryPolicy {
     fn default() -> Self {
         Self {
             attempts: 4,
-            base_delay: Duration::from_millis(500),
-            max_delay: Duration::from_secs(20),
+            backoff: Backoff {
+                base: Duration::from_millis(500),
+                cap: Duration::from_secs(20),
+            },
             max_retry_after: Duration::from_secs(60),
         }
     }
@@ -70,13 +71,16 @@ impl RetryPolicy {
         }
     }
 
-    /// The delay before retry number `attempt` (1-based): capped exponential, "equal jitter".
-    pub fn delay(&self, attempt: u32) -> Duration {
-        let exp = self
-            .base_delay
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
-        let capped = exp.min(self.max_delay);
-        capped.mul_f64(rand::rng().random_range(0.5..=1.0))
+    /// How long to wait before retrying after failed attempt number `attempt` (1-based), given the
+    /// server's `Retry-After`; `None`: no more attempts (they are used up, or the server asks for a
+    /// longer wait than `max_retry_after`, which is better spent failing and trying next run).
+    pub fn next_delay(&self, attempt: u32, retry_after: Option<Duration>) -> Option<Duration> {
+        match retry_after {
+            _ if attempt >= self.attempts => None,
+            Some(d) if d > self.max_retry_after => None,
+            Some(d) => Some(d),
+            None => Some(self.backoff.delay(attempt)),
+        }
     }
 }
 
@@ -173,7 +177,7 @@ impl TokenSource {
         let store = TokenStore::new(pool, keyring);
         let retry = RetryPolicy::from_settings(&settings.lightspeed);
         // Long enough for another process's refresh with all its retries.
-        let lock_wait = (settings.lightspeed.request_timeout + retry.max_delay) * retry.attempts
+        let lock_wait = (settings.lightspeed.request_timeout + retry.backoff.cap) * retry.attempts
             + Duration::from_secs(10);
         Ok(Self::new(store, oauth, settings.lightspeed.refresh_margin)
             .with_retry_policy(retry)
@@ -484,16 +488,12 @@ impl TokenSource {
                 Err(OAuthError::Transient {
                     reason,
                     retry_after,
-                }) if attempt < self.retry.attempts => {
-                    let delay = match retry_after {
-                        Some(d) if d > self.retry.max_retry_after => {
-                            return Err(OAuthError::Transient {
-                                reason,
-                                retry_after,
-                            });
-                        }
-                        Some(d) => d,
-                        None => self.retry.delay(attempt),
+                }) => {
+                    let Some(delay) = self.retry.next_delay(attempt, retry_after) else {
+                        return Err(OAuthError::Transient {
+                            reason,
+                            retry_after,
+                        });
                     };
                     tracing::warn!(account_id, attempt, retry_in_ms = delay.as_millis() as u64, %reason, "token refresh failed, retrying");
                     tokio::time::sleep(delay).await;
@@ -664,19 +664,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_is_capped_and_jittered() {
+    fn retries_are_backed_off_capped_and_bounded() {
         let p = RetryPolicy {
             attempts: 5,
-            base_delay: Duration::from_millis(100),
-            max_delay: Duration::from_secs(1),
+            backoff: Backoff {
+                base: Duration::from_millis(100),
+                cap: Duration::from_secs(1),
+            },
             max_retry_after: Duration::from_secs(5),
         };
         for _ in 0..50 {
-            let d1 = p.delay(1);
-            assert!(d1 >= Duration::from_millis(50) && d1 <= Duration::from_millis(100));
-            let d3 = p.delay(3);
-            assert!(d3 >= Duration::from_millis(200) && d3 <= Duration::from_millis(400));
-            assert!(p.delay(30) <= Duration::from_secs(1));
+            assert!(p.next_delay(1, None).unwrap() <= Duration::from_millis(100));
+            assert!(p.next_delay(3, None).unwrap() <= Duration::from_millis(400));
+            assert!(p.next_delay(4, None).unwrap() <= Duration::from_secs(1));
         }
+        // The server's Retry-After is honoured up to the ceiling; beyond it, no more attempts.
+        let wait = Duration::from_secs(3);
+        assert_eq!(p.next_delay(1, Some(wait)), Some(wait));
+        assert_eq!(p.next_delay(1, Some(Duration::from_secs(6))), None);
+        // Attempts used up: none, whatever the server says.
+        assert_eq!(p.next_delay(5, None), None);
+        assert_eq!(p.next_delay(5, Some(Duration::from_millis(1))), None);
     }
 }

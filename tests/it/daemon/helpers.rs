@@ -1,7 +1,6 @@
 //! Daemons in the test process and `run` child processes, against a simulator and a real Postgres.
 //! The simulator/token/engine set-up is the sync tests' (`tests/it/sync/helpers.rs`), reused as is.
 
-
 use std::future::Future;
 use std::net::SocketAddr;
 use std::process::Stdio;

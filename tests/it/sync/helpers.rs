@@ -1,6 +1,5 @@
 //! A simulator, a token store holding its accounts' tokens, an API client and an engine, per test.
 
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;

@@ -73,8 +73,10 @@ pub fn settings(fake: &FakeAuth, key: Option<&str>) -> Settings {
 pub fn fast_retries(attempts: u32) -> lightspeed_sync::tokens::source::RetryPolicy {
     lightspeed_sync::tokens::source::RetryPolicy {
         attempts,
-        base_delay: std::time::Duration::from_millis(1),
-        max_delay: std::time::Duration::from_millis(5),
+        backoff: lightspeed_sync::lightspeed::retry::Backoff {
+            base: std::time::Duration::from_millis(1),
+            cap: std::time::Duration::from_millis(5),
+        },
         max_retry_after: std::time::Duration::from_secs(1),
     }
 }
