@@ -84,6 +84,7 @@ pub fn engine_for(
         overlap: settings.sync.overlap,
         replica: replica.into(),
         progress,
+        mirror: Default::default(),
     }
 }
 
