@@ -11,6 +11,7 @@ mod client_helpers;
 mod doctor;
 mod engine;
 mod faults;
+mod history;
 mod mirror;
 mod mock;
 mod process;
