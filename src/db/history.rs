@@ -320,7 +320,8 @@ pub async fn stored_versions(
     after: Option<(i64, DateTime<Utc>)>,
     limit: i64,
 ) -> Result<Vec<StoredVersion>, sqlx::Error> {
-    let (id, from) = after.unwrap_or((i64::MIN, DateTime::<Utc>::MIN_UTC));
+    // No customer has the smallest ID, so any time goes with it (one Postgres can hold).
+    let (id, from) = after.unwrap_or((i64::MIN, DateTime::<Utc>::UNIX_EPOCH));
     sqlx::query_as(
         "SELECT customer_id, valid_from, first_name, last_name, dob, note, raw
          FROM lightspeed.customers_history

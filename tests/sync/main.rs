@@ -14,6 +14,7 @@ mod faults;
 mod history;
 mod mirror;
 mod mock;
+mod pii;
 mod process;
 mod recorded;
 mod relations;
