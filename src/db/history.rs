@@ -40,7 +40,9 @@ pub async fn record_versions(
         .map(|r| sqlx::types::Json(r.raw.as_ref()))
         .collect();
     // The last recorded version of each customer of the page.
-    let last: Vec<(i64, Option<DateTime<Utc>>, Option<bool>, Option<bool>)> = sqlx::query_as(
+    // (customer, last valid_from, is it current, does the page's content differ from it)
+    type Last = (i64, Option<DateTime<Utc>>, Option<bool>, Option<bool>);
+    let last: Vec<Last> = sqlx::query_as(
         "SELECT u.id, l.valid_from, l.is_current, l.raw IS DISTINCT FROM u.raw
          FROM UNNEST($2::bigint[], $3::jsonb[]) AS u(id, raw)
          LEFT JOIN LATERAL (

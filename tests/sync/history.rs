@@ -109,7 +109,7 @@ async fn assert_history(env: &Env, account: u64, expected: &Expected) {
     }
     for r in rows
         .iter()
-        .filter(|r| rows.iter().filter(|o| o.0 == r.0).last() == Some(r))
+        .filter(|r| rows.iter().rfind(|o| o.0 == r.0) == Some(r))
     {
         assert!(
             r.3 && r.2.is_none(),
@@ -411,7 +411,8 @@ async fn an_anonymized_customer_leaves_none_of_its_cleared_fields_anywhere(pool:
     assert!(left.is_empty(), "left after the erasure: {left:?}");
     // History keeps the versions (their number and times), scrubbed; notes and the rest stay.
     assert_eq!(count_versions(&env.pool, id).await, versions + 1);
-    let names: Vec<(String, String, Option<DateTime<Utc>>, Option<String>)> = sqlx::query_as(
+    type Scrubbed = (String, String, Option<DateTime<Utc>>, Option<String>);
+    let names: Vec<Scrubbed> = sqlx::query_as(
         "SELECT first_name, last_name, dob, note FROM lightspeed.customers_history
          WHERE customer_id = $1 ORDER BY valid_from",
     )
