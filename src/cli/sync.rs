@@ -32,9 +32,10 @@ pub struct SyncArgs {
     #[arg(long)]
     pub full: bool,
     /// With --full: re-apply the PII policies (`mirror.pii.*`) to the whole mirror. Every customer
-    /// is rewritten from what Lightspeed serves now, even when its version is unchanged, and the
-    /// stored history rows get the current hash/drop policies applied to the values they hold
-    /// (a value already hashed or dropped cannot be restored: hash -> keep is not undone there).
+    /// is rewritten from what Lightspeed serves now, even when its version is unchanged; customers
+    /// no longer served and the stored history rows get the current hash/drop policies applied to
+    /// the values they hold (a value already hashed or dropped cannot be restored there: hash ->
+    /// keep is not undone for them).
     #[arg(long, requires = "full")]
     pub rewrite: bool,
     /// How long to wait for an account that another live process (a daemon, another `sync`) is

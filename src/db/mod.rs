@@ -225,3 +225,4 @@ pub mod history;
 pub mod leases;
 pub mod mirror;
 pub mod runs;
+pub mod stored;

@@ -157,11 +157,13 @@ pub(crate) async fn run(
             );
         }
         if engine.mirror.rewrite {
-            let rewritten = super::pii::rewrite_history(engine, lease).await?;
+            let deleted = super::pii::rewrite_deleted(engine, lease).await?;
+            let history = super::pii::rewrite_history(engine, lease).await?;
             tracing::info!(
                 account = account_id,
-                rewritten,
-                "PII policy applied to the stored history"
+                deleted,
+                history,
+                "PII policy applied to the customers no longer served and to the stored history"
             );
         }
     }

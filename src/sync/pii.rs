@@ -375,6 +375,87 @@ pub(crate) async fn rewrite_history(
     Ok(changed)
 }
 
+/// `sync --full --rewrite`, after the full walk: apply the policy to the customers it did not
+/// rewrite because Lightspeed no longer serves them (marked `deleted_at`): their PII columns, `raw`
+/// and child rows. Returns the customers changed.
+pub(crate) async fn rewrite_deleted(
+    engine: &super::Engine,
+    lease: &crate::db::leases::Lease,
+) -> Result<u64, super::SyncError> {
+    use crate::db::stored::{self, Child};
+    const BATCH: i64 = 500;
+    let policy = engine.mirror.pii.for_stored();
+    let g = policy.groups;
+    let account_id = lease.account_id;
+    let mut after = i64::MIN;
+    let mut changed = 0;
+    loop {
+        let mut txn = engine.pool.begin().await?;
+        if !crate::db::leases::verify(&mut txn, lease).await? {
+            return Err(super::SyncError::LeaseLost(account_id as u64));
+        }
+        let rows = stored::deleted_customers(&mut txn, account_id, after, BATCH).await?;
+        let Some(last) = rows.last() else { break };
+        after = last.customer_id;
+        let done = rows.len() < BATCH as usize;
+        let ids: Vec<i64> = rows.iter().map(|r| r.customer_id).collect();
+        let rewritten: Vec<stored::StoredCustomer> = rows
+            .into_iter()
+            .filter_map(|r| {
+                let mut new = r.clone();
+                policy.text(g.name, &mut new.first_name);
+                policy.text(g.name, &mut new.last_name);
+                if g.dob != PiiAction::Keep {
+                    new.dob = None;
+                }
+                policy.opt_text(g.note, &mut new.note);
+                policy.apply_raw(&mut new.raw.0);
+                let same = (
+                    &new.first_name,
+                    &new.last_name,
+                    new.dob,
+                    &new.note,
+                    &new.raw.0,
+                ) == (&r.first_name, &r.last_name, r.dob, &r.note, &r.raw.0);
+                (!same).then_some(new)
+            })
+            .collect();
+        changed += stored::rewrite_customers(&mut txn, account_id, &rewritten).await?;
+        for (action, child) in [
+            (g.email, Child::Emails),
+            (g.phone, Child::Phones),
+            (g.address, Child::Addresses),
+        ] {
+            match action {
+                PiiAction::Keep => {}
+                PiiAction::Drop => {
+                    stored::drop_children(&mut txn, account_id, child, &ids).await?;
+                }
+                PiiAction::Hash => {
+                    stored::map_children(&mut txn, account_id, child, &ids, |v| policy.hash(v))
+                        .await?;
+                }
+            }
+        }
+        if g.custom_fields != PiiAction::Keep {
+            stored::map_custom_fields(&mut txn, account_id, &ids, |mut v, j| {
+                policy.opt_text(g.custom_fields, &mut v);
+                let j = match g.custom_fields {
+                    PiiAction::Hash => policy.hash_json(&j),
+                    _ => Value::Null,
+                };
+                (v, j)
+            })
+            .await?;
+        }
+        txn.commit().await?;
+        if done {
+            break;
+        }
+    }
+    Ok(changed)
+}
+
 impl PiiPolicy {
     /// Apply the policy to a stored history row (its typed PII columns and `raw`).
     fn rewrite_stored(&self, v: &mut crate::db::history::StoredVersion) {

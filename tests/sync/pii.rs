@@ -232,6 +232,15 @@ async fn rewrite_reapplies_a_changed_policy(pool: PgPool) {
     }
     env.sync_ok(a, Kind::Incremental).await;
     seen.extend(env.sim.truth(a));
+    // A customer with emails vanishes upstream: a full walk marks it deleted, and no walk will
+    // serve it again; the rewrite must reach its stored rows all the same.
+    let gone = seen
+        .iter()
+        .find(|c| c.id > 5 && !c.emails.is_empty() && !c.addresses.is_empty())
+        .expect("a customer with emails")
+        .clone();
+    env.sim.mutate(a, Mutation::HardDelete(gone.id)).unwrap();
+    assert_eq!(env.sync_ok(a, Kind::Full).await.deleted, 1);
     let (emails, _) = emails_and_phones(&seen);
     let versions: i64 = sqlx::query_scalar("SELECT count(*) FROM lightspeed.customers_history")
         .fetch_one(&env.pool)
@@ -245,6 +254,7 @@ async fn rewrite_reapplies_a_changed_policy(pool: PgPool) {
             ("LSSYNC__MIRROR__HISTORY", "true"),
             ("LSSYNC__MIRROR__PII__EMAIL", "hash"),
             ("LSSYNC__MIRROR__PII__NAME", "drop"),
+            ("LSSYNC__MIRROR__PII__ADDRESS", "drop"),
             ("LSSYNC__MIRROR__PII_KEY", KEY_HEX),
         ],
     );
@@ -283,6 +293,31 @@ async fn rewrite_reapplies_a_changed_policy(pool: PgPool) {
     .await
     .unwrap();
     assert_eq!(named, 0, "names dropped everywhere, history included");
+    let addresses: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM lightspeed.customer_addresses)
+              + (SELECT count(*) FROM lightspeed.customers WHERE raw->'Contact' ? 'Addresses')
+              + (SELECT count(*) FROM lightspeed.customers_history
+                 WHERE raw->'Contact' ? 'Addresses')",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        addresses, 0,
+        "addresses dropped everywhere, the deleted customer's included"
+    );
+    let gone_emails: Vec<String> = sqlx::query_scalar(
+        "SELECT address FROM lightspeed.customer_emails WHERE customer_id = $1 ORDER BY position",
+    )
+    .bind(gone.id as i64)
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    let want: Vec<String> = gone.emails.iter().map(|(e, _)| hmac_hex(e)).collect();
+    assert_eq!(
+        gone_emails, want,
+        "the deleted customer's emails are hashed in place"
+    );
     let after: i64 = sqlx::query_scalar("SELECT count(*) FROM lightspeed.customers_history")
         .fetch_one(&env.pool)
         .await
