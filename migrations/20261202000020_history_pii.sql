@@ -48,6 +48,11 @@ CREATE INDEX customers_history_current_idx
 
 -- When the mirror first saw the customer anonymized (an erasure upstream); NULL otherwise.
 ALTER TABLE lightspeed.customers ADD COLUMN erased_at timestamptz;
+-- Customers already mirrored anonymized (archived, named `Customer` / `[<id>]`: fact sheet §9) were
+-- erased before this migration: a replay of them is no new erasure. (No PII policy existed yet, so
+-- the names are as Lightspeed sent them.)
+UPDATE lightspeed.customers SET erased_at = synced_at
+WHERE archived AND first_name = 'Customer' AND last_name = '[' || customer_id || ']';
 
 -- Customers erased by a run (came back anonymized while the mirror held them un-anonymized).
 ALTER TABLE lightspeed_sync.runs ADD COLUMN erased bigint NOT NULL DEFAULT 0;
