@@ -84,7 +84,7 @@ pub fn engine_for(
         overlap: settings.sync.overlap,
         replica: replica.into(),
         progress,
-        mirror: Default::default(),
+        mirror: lightspeed_sync::sync::MirrorOptions::from_settings(&settings.mirror).unwrap(),
     }
 }
 
