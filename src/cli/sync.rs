@@ -328,6 +328,9 @@ pub fn summary_line(r: &RunReport) -> String {
     if r.deleted > 0 {
         line.push_str(&format!(", {} marked deleted", r.deleted));
     }
+    if r.erased > 0 {
+        line.push_str(&format!(", {} erased (anonymized upstream)", r.erased));
+    }
     line.push_str(&format!(
         ", {} requests, {} × 429, {:.1} s waiting for the rate limit, {:.1} s ({:.0} records/s)",
         r.stats.requests,

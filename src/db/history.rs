@@ -252,7 +252,11 @@ pub async fn erase_earlier(
                      $12::bool[], $13::bool[], $14::text[], $15::timestamptz[], $17::jsonb[])
              AS u(id, ts, first_name, last_name, title, company, reg, vat, dob, no_email,
                   no_phone, no_mail, custom, contact_ts, raw)
-         WHERE h.account_id = $1 AND h.customer_id = u.id AND h.valid_from < u.ts",
+         WHERE h.account_id = $1 AND h.customer_id = u.id AND h.valid_from < u.ts
+           -- Scrubbed already (every full walk serves the anonymized customer again): left alone.
+           AND h.raw IS DISTINCT FROM (h.raw - $16::text[]) || COALESCE(
+                 (SELECT jsonb_object_agg(e.key, e.value) FROM jsonb_each(u.raw) e
+                  WHERE e.key = ANY($16::text[])), '{}'::jsonb)",
     )
     .bind(account_id)
     .bind(rows.iter().map(|r| r.customer_id).collect::<Vec<_>>())

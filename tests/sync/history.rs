@@ -439,7 +439,23 @@ async fn an_anonymized_customer_leaves_none_of_its_cleared_fields_anywhere(pool:
             .await
             .unwrap();
     assert_eq!(erased, 1);
+    let xmin = |pool: PgPool| async move {
+        sqlx::query_scalar::<_, String>(
+            "SELECT string_agg(xmin::text, ',' ORDER BY valid_from)
+             FROM lightspeed.customers_history WHERE customer_id = $1",
+        )
+        .bind(id as i64)
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    let scrubbed = xmin(env.pool.clone()).await;
     assert_eq!(env.sync_ok(a, Kind::Full).await.erased, 0);
+    assert_eq!(
+        xmin(env.pool.clone()).await,
+        scrubbed,
+        "a replay scrubs nothing again"
+    );
     env.assert_mirror_matches(a).await;
 }
 
