@@ -31,6 +31,8 @@ pub struct Settings {
     pub sync: SyncSettings,
     /// `[schedule]`
     pub schedule: ScheduleSettings,
+    /// `[mirror]`
+    pub mirror: MirrorSettings,
     /// `[server]`
     pub server: ServerSettings,
     /// `[log]`
@@ -173,6 +175,128 @@ pub struct ScheduleSettings {
 
 fn default_full_walk_every() -> Duration {
     Duration::from_secs(7 * 24 * 3600)
+}
+
+/// `[mirror]`: what the mirror keeps: history, and how personal data is stored.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MirrorSettings {
+    /// Keep every seen version of a customer in `lightspeed.customers_history`.
+    #[serde(default)]
+    pub history: bool,
+    /// The HMAC key of `hash` policies, hex (or use `pii_key_file`).
+    #[serde(default)]
+    pub pii_key: Option<SecretString>,
+    /// A file holding the key.
+    #[serde(default)]
+    pub pii_key_file: Option<PathBuf>,
+    /// `[mirror.pii]`: one policy per group of personal data.
+    #[serde(default)]
+    pub pii: PiiSettings,
+}
+
+/// `[mirror.pii]`: what is stored of each group of personal data.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PiiSettings {
+    /// firstName, lastName
+    pub name: PiiAction,
+    /// Contact emails
+    pub email: PiiAction,
+    /// Contact phones
+    pub phone: PiiAction,
+    /// Contact addresses
+    pub address: PiiAction,
+    /// dob
+    pub dob: PiiAction,
+    /// Note.note
+    pub note: PiiAction,
+    /// Custom field values
+    pub custom_fields: PiiAction,
+}
+
+impl PiiSettings {
+    /// Every group with its key name, in a fixed order.
+    pub fn groups(&self) -> [(&'static str, PiiAction); 7] {
+        [
+            ("name", self.name),
+            ("email", self.email),
+            ("phone", self.phone),
+            ("address", self.address),
+            ("dob", self.dob),
+            ("note", self.note),
+            ("custom_fields", self.custom_fields),
+        ]
+    }
+}
+
+/// What is stored of one group of personal data.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PiiAction {
+    /// As Lightspeed sends it.
+    #[default]
+    Keep,
+    /// HMAC-SHA256 with `mirror.pii_key`, hex.
+    Hash,
+    /// Not stored.
+    Drop,
+}
+
+impl MirrorSettings {
+    /// The HMAC key's bytes from `pii_key` or `pii_key_file` (hex), `None` when neither is set.
+    pub fn pii_key(&self) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, ConfigError> {
+        const KEY: &str = "mirror.pii_key";
+        let text: zeroize::Zeroizing<String> = if let Some(v) = self
+            .pii_key
+            .as_ref()
+            .filter(|v| !v.expose_secret().trim().is_empty())
+        {
+            zeroize::Zeroizing::new(v.expose_secret().trim().to_string())
+        } else if let Some(path) = self
+            .pii_key_file
+            .as_ref()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            let text = read_secret_file(path, KEY)?;
+            zeroize::Zeroizing::new(text.trim().to_string())
+        } else {
+            return Ok(None);
+        };
+        let bytes = decode_hex(&text).ok_or_else(|| ConfigError::Value {
+            key: KEY,
+            problem: "not hex (expected an even number of hex digits, e.g. from                       `openssl rand -hex 32`)"
+                .into(),
+        })?;
+        if bytes.len() < 16 {
+            return Err(ConfigError::Value {
+                key: KEY,
+                problem: format!(
+                    "{} bytes is too short: expected at least 16 (32 hex digits)",
+                    bytes.len()
+                ),
+            });
+        }
+        Ok(Some(bytes))
+    }
+
+    /// Whether any group is hashed (and a key is needed).
+    pub fn hashes(&self) -> bool {
+        self.pii.groups().iter().any(|(_, a)| *a == PiiAction::Hash)
+    }
+}
+
+/// Hex text to bytes; `None` when it is not hex.
+fn decode_hex(text: &str) -> Option<zeroize::Zeroizing<Vec<u8>>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    let digit = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = zeroize::Zeroizing::new(Vec::with_capacity(text.len() / 2));
+    for pair in text.as_bytes().chunks(2) {
+        out.push(digit(pair[0])? << 4 | digit(pair[1])?);
+    }
+    Some(out)
 }
 
 /// `[server]`: the daemon's HTTP endpoints.
@@ -342,6 +466,31 @@ impl Settings {
                 );
             }
         }
+        if self.mirror.hashes() {
+            // The key file is read here too: a policy that cannot hash must stop the start, not
+            // the first page.
+            if self.mirror.pii_key()?.is_none() {
+                let hashed: Vec<&str> = self
+                    .mirror
+                    .pii
+                    .groups()
+                    .iter()
+                    .filter(|(_, a)| *a == PiiAction::Hash)
+                    .map(|(g, _)| *g)
+                    .collect();
+                return bad(
+                    "mirror.pii_key",
+                    format!(
+                        "not set, and mirror.pii.{} = \"hash\" needs it: set `mirror.pii_key` \
+                         (hex) or `mirror.pii_key_file`",
+                        hashed.join(", mirror.pii.")
+                    ),
+                );
+            }
+        } else if self.mirror.pii_key.is_some() {
+            // Checked even when unused, so a typo shows before the day it is needed.
+            self.mirror.pii_key()?;
+        }
         if let Err(e) = Url::parse(self.database.url.expose_secret()) {
             return bad("database.url", format!("not a URL: {e}"));
         }
@@ -413,6 +562,12 @@ impl Settings {
                 "accounts": self.schedule.accounts,
                 "full_refresh": self.schedule.full_refresh,
                 "full_walk_every": humantime::format_duration(self.schedule.full_walk_every).to_string(),
+            },
+            "mirror": {
+                "history": self.mirror.history,
+                "pii_key": secret(&self.mirror.pii_key),
+                "pii_key_file": self.mirror.pii_key_file,
+                "pii": self.mirror.pii,
             },
             "server": {
                 "listen": self.server.listen.to_string(),

@@ -31,6 +31,13 @@ pub struct SyncArgs {
     /// Walk every customer and mark the ones that vanished upstream as deleted.
     #[arg(long)]
     pub full: bool,
+    /// With --full: re-apply the PII policies (`mirror.pii.*`) to the whole mirror. Every customer
+    /// is rewritten from what Lightspeed serves now, even when its version is unchanged; customers
+    /// no longer served and the stored history rows get the current hash/drop policies applied to
+    /// the values they hold (a value already hashed or dropped cannot be restored there: hash ->
+    /// keep is not undone for them).
+    #[arg(long, requires = "full")]
+    pub rewrite: bool,
     /// How long to wait for an account that another live process (a daemon, another `sync`) is
     /// syncing; after that it is skipped (exit code 75). Accounts of a process that died are taken
     /// at once, without waiting.
@@ -98,7 +105,8 @@ pub async fn run(settings: Settings, args: SyncArgs) -> anyhow::Result<()> {
     let pool = crate::db::connect(&settings.database).await?;
     crate::db::migrate(&pool, &settings.database).await?;
     let progress = Arc::new(TerminalProgress::new());
-    let engine = engine(&settings, pool.clone(), progress.clone())?;
+    let mut engine = engine(&settings, pool.clone(), progress.clone())?;
+    engine.mirror.rewrite = args.rewrite;
     let accounts = select_accounts(&pool, &args.accounts).await?;
     if accounts.is_empty() {
         anyhow::bail!("no connected account: run `lightspeed-sync authorize` first");
@@ -257,6 +265,7 @@ pub fn engine(
         overlap: settings.sync.overlap,
         replica: replica_id(),
         progress,
+        mirror: crate::sync::MirrorOptions::from_settings(&settings.mirror)?,
     })
 }
 
@@ -344,6 +353,9 @@ pub fn summary_line(r: &RunReport) -> String {
     );
     if r.deleted > 0 {
         line.push_str(&format!(", {} marked deleted", r.deleted));
+    }
+    if r.erased > 0 {
+        line.push_str(&format!(", {} erased (anonymized upstream)", r.erased));
     }
     line.push_str(&format!(
         ", {} requests, {} × 429, {:.1} s waiting for the rate limit, {:.1} s ({:.0} records/s)",

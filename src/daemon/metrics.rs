@@ -41,6 +41,10 @@ fn describe() {
         "lightspeed_sync_rows_upserted_total",
         "Mirror rows written, by stream"
     );
+    describe_counter!(
+        "lightspeed_sync_customers_erased_total",
+        "Customers erased: seen anonymized upstream while the mirror held them un-anonymized (their history scrubbed)"
+    );
     describe_gauge!(
         "lightspeed_sync_last_success_timestamp_seconds",
         "End of the last successful run per account and stream (Unix time)"
@@ -101,6 +105,7 @@ fn describe() {
         "lightspeed_daemon_accounts_active",
         "Accounts with a sync running or waiting for a slot in this process"
     );
+    metrics::counter!("lightspeed_sync_customers_erased_total").absolute(0);
     for stream in ["accounts", "customers"] {
         for status in ["succeeded", "failed", "interrupted"] {
             metrics::counter!("lightspeed_sync_runs_total", "stream" => stream, "status" => status)

@@ -123,6 +123,7 @@ impl Daemon {
             overlap: settings.sync.overlap,
             replica: replica_id(),
             progress: Arc::new(NoProgress),
+            mirror: crate::sync::MirrorOptions::from_settings(&settings.mirror)?,
         };
         Daemon::new(&settings, engine, options).await
     }

@@ -221,6 +221,8 @@ pub const RECONNECT_DELAY: Duration = Duration::from_secs(2);
 
 pub mod credentials;
 pub mod cursors;
+pub mod history;
 pub mod leases;
 pub mod mirror;
 pub mod runs;
+pub mod stored;

@@ -30,6 +30,8 @@ pub struct RunRecord {
     pub throttled: i32,
     /// Why it failed.
     pub error: Option<String>,
+    /// Customers erased (seen anonymized for the first time).
+    pub erased: i64,
 }
 
 /// Why a run could not be recorded as started.
@@ -114,6 +116,20 @@ pub async fn add_page(
     Ok(())
 }
 
+/// Count customers erased by a page (inside the page's transaction).
+pub async fn add_erased(
+    conn: &mut PgConnection,
+    run_id: i64,
+    erased: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE lightspeed_sync.runs SET erased = erased + $2 WHERE run_id = $1")
+        .bind(run_id)
+        .bind(erased)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// Add requests that produced no committed page (a failed fetch, the tail of a walk, an account's
 /// detail); only while the run is still open.
 pub async fn add_requests<'e>(
@@ -167,7 +183,7 @@ pub async fn finish(
 pub async fn get(pool: &PgPool, run_id: i64) -> Result<RunRecord, sqlx::Error> {
     sqlx::query_as(
         "SELECT run_id, account_id, stream, kind, started_at, finished_at, status, pages, rows,
-                requests, throttled, error
+                requests, throttled, error, erased
          FROM lightspeed_sync.runs WHERE run_id = $1",
     )
     .bind(run_id)

@@ -6,9 +6,9 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
-use super::{Engine, Stream, SyncError, Tally, convert};
+use super::{Engine, Stream, SyncError, Tally, convert, pii};
 use crate::db::leases::{self, Lease};
-use crate::db::{cursors, mirror, runs};
+use crate::db::{cursors, history, mirror, runs};
 use crate::lightspeed::api::{CallStats, Page};
 use crate::lightspeed::wire::Customer;
 
@@ -48,9 +48,11 @@ pub(crate) async fn commit_pages(
         let Committed {
             records,
             written,
+            erased,
             stats,
         } = done?;
         tally.pages += 1;
+        tally.erased += erased;
         tally.records += records as u64;
         tally.rows += written;
         tally.stats.add(&stats);
@@ -80,6 +82,7 @@ pub const WRITERS: usize = 4;
 struct Committed {
     records: usize,
     written: u64,
+    erased: u64,
     stats: CallStats,
 }
 
@@ -94,12 +97,19 @@ async fn commit_page(
     let account_id = lease.account_id as u64;
     let records = page.records.len();
     let stats = page.stats;
-    let rows = mirror::dedupe_newest(
+    let mut rows = mirror::dedupe_newest(
         page.records
             .into_iter()
             .map(convert::customer_row)
             .collect(),
     );
+    // Judged before the policy (which may hash the name that tells); applied before any write.
+    let anonymized: Vec<i64> = rows
+        .iter()
+        .filter(|r| pii::is_anonymized(r))
+        .map(|r| r.customer_id)
+        .collect();
+    rows.iter_mut().for_each(|r| engine.mirror.pii.apply(r));
     let began = std::time::Instant::now();
     let mut txn = engine.pool.begin().await?;
     // The page, its cursor and its count commit together, so losing the newest commits in a
@@ -111,7 +121,15 @@ async fn commit_page(
     if !leases::verify(&mut txn, lease).await? {
         return Err(SyncError::LeaseLost(account_id));
     }
+    let erased = match anonymized.is_empty() {
+        true => Vec::new(),
+        false => history::unerased(&mut txn, lease.account_id, &anonymized).await?,
+    };
     let written = mirror::upsert_customers(&mut txn, lease.account_id, &rows).await?;
+    record_history(engine, &mut txn, lease.account_id, &rows, &anonymized).await?;
+    if !erased.is_empty() {
+        runs::add_erased(&mut txn, run_id, erased.len() as i64).await?;
+    }
     let advance_to = lock(prefix).watermark_for(seq, watermark);
     if let Some(w) = advance_to {
         cursors::advance(&mut txn, lease.account_id, STREAM, w).await?;
@@ -137,8 +155,36 @@ async fn commit_page(
     Ok(Committed {
         records,
         written,
+        erased: erased.len() as u64,
         stats,
     })
+}
+
+/// In the page's transaction, after its upsert: mark the anonymized customers erased and, with
+/// `mirror.history`, record the page's versions and scrub the earlier versions of the anonymized
+/// ones (the mirror keeps no more of an erased customer than Lightspeed does).
+async fn record_history(
+    engine: &Engine,
+    txn: &mut sqlx::PgConnection,
+    account_id: i64,
+    rows: &[mirror::CustomerRow],
+    anonymized: &[i64],
+) -> Result<(), sqlx::Error> {
+    if !anonymized.is_empty() {
+        history::mark_erased(txn, account_id, anonymized).await?;
+    }
+    if !engine.mirror.history {
+        return Ok(());
+    }
+    history::record_versions(txn, account_id, rows).await?;
+    if !anonymized.is_empty() {
+        let erased: Vec<&mirror::CustomerRow> = rows
+            .iter()
+            .filter(|r| anonymized.contains(&r.customer_id))
+            .collect();
+        history::erase_earlier(txn, account_id, &erased, &pii::ERASED_RAW_KEYS).await?;
+    }
+    Ok(())
 }
 
 fn lock(prefix: &std::sync::Mutex<Prefix>) -> std::sync::MutexGuard<'_, Prefix> {

@@ -145,12 +145,25 @@ pub(crate) async fn run(
         }
         tally.deleted =
             mirror::mark_unseen_deleted(&mut txn, lease.account_id, run_started_at).await?;
+        if engine.mirror.history {
+            crate::db::history::close_deleted(&mut txn, lease.account_id).await?;
+        }
         txn.commit().await?;
         if tally.deleted > 0 {
             tracing::info!(
                 account = account_id,
                 deleted = tally.deleted,
                 "customers gone upstream marked deleted"
+            );
+        }
+        if engine.mirror.rewrite {
+            let deleted = super::pii::rewrite_deleted(engine, lease).await?;
+            let history = super::pii::rewrite_history(engine, lease).await?;
+            tracing::info!(
+                account = account_id,
+                deleted,
+                history,
+                "PII policy applied to the customers no longer served and to the stored history"
             );
         }
     }

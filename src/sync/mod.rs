@@ -9,6 +9,7 @@
 //! - [`accounts`]: `Account.json` and the account's detail.
 //! - [`convert`]: wire records to mirror rows.
 //! - [`lease`]: holding an account's lease for the length of the work.
+//! - [`pii`]: the PII policies (`mirror.pii.*`), applied to every row before it is written.
 
 pub mod account;
 pub mod accounts;
@@ -16,6 +17,7 @@ mod commit;
 pub mod convert;
 pub mod customers;
 pub mod lease;
+pub mod pii;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -117,6 +119,8 @@ pub struct RunReport {
     pub rows: u64,
     /// Rows marked deleted by a full walk.
     pub deleted: u64,
+    /// Customers erased: seen anonymized while the mirror held them un-anonymized.
+    pub erased: u64,
     /// API requests, 429s, time waited for the rate limit.
     #[serde(skip)]
     pub stats: CallStats,
@@ -176,6 +180,32 @@ pub struct Engine {
     pub replica: String,
     /// Told about each committed page.
     pub progress: Arc<dyn Progress>,
+    /// What the mirror keeps: history, PII policies (`[mirror]`).
+    pub mirror: MirrorOptions,
+}
+
+/// `[mirror]` as a run applies it.
+#[derive(Debug, Clone, Default)]
+pub struct MirrorOptions {
+    /// `mirror.history`: record every seen version in `lightspeed.customers_history`.
+    pub history: bool,
+    /// `mirror.pii.*` with its key.
+    pub pii: pii::PiiPolicy,
+    /// `sync --full --rewrite`: after a full walk, apply the policy to the stored history too.
+    pub rewrite: bool,
+}
+
+impl MirrorOptions {
+    /// From the settings; a `hash` policy without a key is refused.
+    pub fn from_settings(
+        m: &crate::config::MirrorSettings,
+    ) -> Result<Self, crate::config::ConfigError> {
+        Ok(MirrorOptions {
+            history: m.history,
+            pii: pii::PiiPolicy::from_settings(m)?,
+            rewrite: false,
+        })
+    }
 }
 
 /// Counts accumulated while a run goes, committed page by page.
@@ -185,6 +215,7 @@ pub(crate) struct Tally {
     pub records: u64,
     pub rows: u64,
     pub deleted: u64,
+    pub erased: u64,
     pub stats: CallStats,
     /// Requests not yet counted in the run row (they belong to the next commit).
     pub uncommitted: CallStats,
@@ -226,6 +257,7 @@ impl Engine {
                     records: 0,
                     rows: 0,
                     deleted: 0,
+                    erased: 0,
                     stats: CallStats::default(),
                     elapsed: started.elapsed(),
                     error: Some(format!("recording the run: {e}")),
@@ -301,6 +333,7 @@ impl Engine {
             records: tally.records,
             rows: tally.rows,
             deleted: tally.deleted,
+            erased: tally.erased,
             stats: tally.stats,
             elapsed: started.elapsed(),
             error,
@@ -314,6 +347,7 @@ impl Engine {
                 pages = report.pages,
                 rows = report.rows,
                 deleted = report.deleted,
+                erased = report.erased,
                 requests = report.stats.requests,
                 throttled = report.stats.throttled,
                 "run succeeded"
@@ -350,6 +384,9 @@ fn record_metrics(account_id: u64, stream: Stream, status: RunStatus, tally: &Ta
         .increment(1);
     metrics::counter!("lightspeed_sync_rows_upserted_total", "stream" => stream.as_str())
         .increment(tally.rows);
+    if tally.erased > 0 {
+        metrics::counter!("lightspeed_sync_customers_erased_total").increment(tally.erased);
+    }
     if status == RunStatus::Succeeded {
         let now = chrono::Utc::now().timestamp() as f64;
         metrics::gauge!("lightspeed_sync_last_success_timestamp_seconds", "account" => account, "stream" => stream.as_str())

@@ -148,6 +148,45 @@ async fn scrape(client: &reqwest::Client, d: &RunningDaemon) -> BTreeMap<String,
     parse_prometheus(&r.text().await.unwrap())
 }
 
+/// An anonymized customer is counted once in `/metrics` (and in its run), replays are not.
+#[sqlx::test]
+async fn erasures_are_counted_in_metrics(pool: PgPool) {
+    let env = env(pool, fast(1, 50)).await;
+    let a = env.sim.account_ids()[0];
+    let settings = daemon_settings(&env, [NEVER, NEVER, NEVER], 1);
+    let mut engine = engine_for(&settings, env.pool.clone(), "replica-a", no_progress());
+    engine.mirror.history = true;
+    let d = RunningDaemon::start(&settings, engine, options(false)).await;
+    let client = reqwest::Client::new();
+    d.worker.tick(Tick::Initial).await.unwrap();
+    d.worker.wait_idle().await;
+    let erased = "lightspeed_sync_customers_erased_total{}";
+    let before = scrape(&client, &d).await;
+    assert!(before.contains_key(erased), "exported from the start");
+    let id = env
+        .sim
+        .truth(a)
+        .into_iter()
+        .find(|c| !c.archived)
+        .unwrap()
+        .id;
+    env.sim
+        .mutate(a, lightspeed_sync::sim::Mutation::Anonymize(id))
+        .unwrap();
+    for _ in 0..2 {
+        d.worker.tick(Tick::Customers).await.unwrap();
+        d.worker.wait_idle().await;
+    }
+    let after = scrape(&client, &d).await;
+    assert_eq!(sample(&after, erased) - sample(&before, erased), 1.0);
+    let runs: i64 = sqlx::query_scalar("SELECT sum(erased)::bigint FROM lightspeed.sync_runs")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(runs, 1);
+    d.stop().await;
+}
+
 #[sqlx::test]
 async fn metrics_are_prometheus_text_and_move_with_a_sync(pool: PgPool) {
     let env = env(pool, fast(2, 300)).await;

@@ -81,6 +81,7 @@ pub fn engine_for(
         overlap: settings.sync.overlap,
         replica: replica.into(),
         progress,
+        mirror: lightspeed_sync::sync::MirrorOptions::from_settings(&settings.mirror).unwrap(),
     }
 }
 

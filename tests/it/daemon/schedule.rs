@@ -120,6 +120,7 @@ async fn jobs_for_a_busy_account_are_coalesced_and_never_overlap(pool: PgPool) {
         });
         lightspeed_sync::sync::Engine {
             progress: Arc::new(hook),
+            mirror: Default::default(),
             ..env.engine.clone()
         }
     };
@@ -184,6 +185,7 @@ async fn slots_are_shared_fairly_between_accounts(pool: PgPool) {
         });
         lightspeed_sync::sync::Engine {
             progress: Arc::new(hook),
+            mirror: Default::default(),
             // One request and one page at a time for the whole process.
             api: env.engine.api.clone().with_gates(1, 1),
             ..env.engine.clone()

@@ -96,6 +96,7 @@ pub async fn env_with(pool: PgPool, cfg: SimConfig, progress: Arc<dyn Progress>)
         overlap: settings.sync.overlap,
         replica: "test-replica".into(),
         progress,
+        mirror: Default::default(),
     };
     Env {
         pool,

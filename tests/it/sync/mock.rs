@@ -90,6 +90,7 @@ async fn a_refused_between_operator_falls_back_to_equality_in_the_tie_sweep(pool
         overlap: std::time::Duration::from_secs(120),
         replica: "mock".into(),
         progress: Arc::new(NoProgress),
+        mirror: Default::default(),
     };
     let lease = try_acquire(
         &pool,

@@ -419,6 +419,7 @@ fn engine(pool: &PgPool, base: &str) -> (Engine, Arc<client_helpers::TestTokens>
         overlap: Duration::from_secs(120),
         replica: "recorded".into(),
         progress: Arc::new(NoProgress),
+        mirror: Default::default(),
     };
     (engine, tokens)
 }
