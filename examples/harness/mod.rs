@@ -161,14 +161,16 @@ pub struct Cpu {
     pub sync: f64,
     pub simulator: f64,
     pub postgres: f64,
+    /// Of `postgres`, what autovacuum workers spent.
+    pub autovacuum: f64,
 }
 
 impl std::fmt::Display for Cpu {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "CPU: sync {:.2} s, simulator {:.2} s, Postgres {:.2} s",
-            self.sync, self.simulator, self.postgres
+            "CPU: sync {:.2} s, simulator {:.2} s, Postgres {:.2} s (autovacuum {:.2} s)",
+            self.sync, self.simulator, self.postgres, self.autovacuum
         )
     }
 }
@@ -190,19 +192,24 @@ pub async fn wait_measuring(
     let mut peak_kib = 0;
     // Backend pid -> (ticks when first seen, ticks last seen).
     let mut backends: std::collections::HashMap<u32, (u64, u64)> = Default::default();
+    let mut autovacuum: std::collections::HashSet<u32> = Default::default();
     let mut round = 0u32;
     loop {
         peak_kib = peak_kib.max(vm_hwm_kib(pid).unwrap_or(0));
         child_ticks = child_ticks.max(cpu_ticks(pid).unwrap_or(0));
         if round.is_multiple_of(10) {
-            let pids: Vec<(i32,)> = sqlx::query_as(
-                "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            let pids: Vec<(i32, Option<String>)> = sqlx::query_as(
+                "SELECT pid, backend_type FROM pg_stat_activity
+                 WHERE datname = $1 AND pid <> pg_backend_pid()",
             )
             .bind(database)
             .fetch_all(admin)
             .await
             .unwrap_or_default();
-            for (p,) in pids {
+            for (p, kind) in pids {
+                if kind.as_deref() == Some("autovacuum worker") {
+                    autovacuum.insert(p as u32);
+                }
                 backends.entry(p as u32).or_insert((u64::MAX, 0));
             }
         }
@@ -221,18 +228,23 @@ pub async fn wait_measuring(
             status = child.wait() => {
                 let hz = 100.0;
                 let own_end = cpu_ticks(own).unwrap_or(own_start);
-                let postgres: u64 = backends
-                    .values()
-                    .filter(|(f, _)| *f != u64::MAX)
-                    .map(|(f, l)| l.saturating_sub(*f))
-                    .sum();
+                let spent = |only_autovacuum: bool| -> u64 {
+                    backends
+                        .iter()
+                        .filter(|(p, (f, _))| {
+                            *f != u64::MAX && (!only_autovacuum || autovacuum.contains(p))
+                        })
+                        .map(|(_, (f, l))| l.saturating_sub(*f))
+                        .sum()
+                };
                 return Ok(Measured {
                     status: status?,
                     peak_kib,
                     cpu: Cpu {
                         sync: child_ticks as f64 / hz,
                         simulator: own_end.saturating_sub(own_start) as f64 / hz,
-                        postgres: postgres as f64 / hz,
+                        postgres: spent(false) as f64 / hz,
+                        autovacuum: spent(true) as f64 / hz,
                     },
                 });
             }
