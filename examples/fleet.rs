@@ -131,9 +131,12 @@ async fn fleet(accounts: usize, customers: usize, limits: bool) -> anyhow::Resul
         out
     });
     let harness::Measured {
-        status, peak_kib, ..
+        status,
+        peak_kib,
+        cpu,
     } = harness::wait_measuring(&mut child, &db.admin, db.name()).await?;
     let wall_secs = started.elapsed().as_secs_f64();
+    eprintln!("  ({cpu})");
     let out = reader.await?;
     if !status.success() {
         let failed: Vec<&str> = out

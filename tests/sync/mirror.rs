@@ -284,7 +284,7 @@ async fn tricky_text_in_every_child_table_and_tag_round_trips_exactly(pool: PgPo
     .await
     .unwrap();
     assert_eq!(websites, r.websites);
-    let addresses: Vec<(
+    type Address = (
         String,
         String,
         String,
@@ -293,7 +293,8 @@ async fn tricky_text_in_every_child_table_and_tag_round_trips_exactly(pool: PgPo
         String,
         String,
         String,
-    )> = sqlx::query_as(
+    );
+    let addresses: Vec<Address> = sqlx::query_as(
         "SELECT address1, address2, city, state, state_code, zip, country, country_code
              FROM lightspeed.customer_addresses WHERE customer_id = 7 ORDER BY position",
     )
