@@ -7,7 +7,9 @@
 //! ```
 //!
 //! - **throughput**: customers with contacts from an unthrottled simulator into Postgres: records/s,
-//!   pages/s, and the peak memory (VmHWM) of the syncing process.
+//!   pages/s, the peak memory (VmHWM) of the syncing process, and the CPU time spent by the sync,
+//!   by the simulator and by the Postgres backends on the benchmark's database (the three share the
+//!   machine's cores, so the CPU split says where the time goes better than the wall time alone).
 //! - **throttled**: a sync against bucket 90, drip 10/s, burst 20/s: wall time divided by the minimum
 //!   the bucket allows for the drips charged, and the number of 429s.
 //!
@@ -67,6 +69,13 @@ async fn throughput(customers: usize) -> anyhow::Result<()> {
         outcome.pages as f64 / secs,
         outcome.peak_kib as f64 / 1024.0
     );
+    let c = outcome.cpu;
+    println!(
+        "  {c}; per 1,000 customers: sync {:.1} ms, simulator {:.1} ms, Postgres {:.1} ms",
+        c.sync * 1e6 / outcome.records as f64,
+        c.simulator * 1e6 / outcome.records as f64,
+        c.postgres * 1e6 / outcome.records as f64
+    );
     sim.shutdown().await;
     Ok(())
 }
@@ -106,6 +115,7 @@ struct Outcome {
     pages: i32,
     run_secs: f64,
     peak_kib: u64,
+    cpu: harness::Cpu,
 }
 
 /// Fresh database, the simulator's account connected, then `sync --stream customers` in a child.
@@ -118,7 +128,11 @@ async fn sync_in_child(sim: &Simulator) -> anyhow::Result<Outcome> {
     let mut child = db
         .child(sim, &["--stream", "customers"], &url, "BENCH_LOG")?
         .spawn()?;
-    let (status, peak_kib) = harness::wait_measuring(&mut child).await?;
+    let harness::Measured {
+        status,
+        peak_kib,
+        cpu,
+    } = harness::wait_measuring(&mut child, &db.admin, db.name()).await?;
     let wall = started.elapsed();
     let mut out = String::new();
     if let Some(mut stdout) = child.stdout.take() {
@@ -133,12 +147,16 @@ async fn sync_in_child(sim: &Simulator) -> anyhow::Result<Outcome> {
     )
     .fetch_one(&db.pool)
     .await?;
-    eprintln!("  (child process wall time {:.2} s)", wall.as_secs_f64());
+    eprintln!(
+        "  (child process wall time {:.2} s; {cpu})",
+        wall.as_secs_f64()
+    );
     db.drop().await?;
     Ok(Outcome {
         records,
         pages,
         run_secs,
         peak_kib,
+        cpu,
     })
 }

@@ -130,8 +130,13 @@ async fn fleet(accounts: usize, customers: usize, limits: bool) -> anyhow::Resul
         }
         out
     });
-    let (status, peak_kib) = harness::wait_measuring(&mut child).await?;
+    let harness::Measured {
+        status,
+        peak_kib,
+        cpu,
+    } = harness::wait_measuring(&mut child, &db.admin, db.name()).await?;
     let wall_secs = started.elapsed().as_secs_f64();
+    eprintln!("  ({cpu})");
     let out = reader.await?;
     if !status.success() {
         let failed: Vec<&str> = out

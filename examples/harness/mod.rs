@@ -125,6 +125,11 @@ impl BenchDb {
         Ok(command)
     }
 
+    /// The database's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
     /// Close the pool and drop the database.
     pub async fn drop(self) -> anyhow::Result<()> {
         self.pool.close().await;
@@ -141,17 +146,108 @@ async fn drop_database(admin: &PgPool, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Wait for `child`, sampling its peak resident memory (VmHWM only grows) every 20 ms: its exit
-/// status and the peak in KiB.
+/// What a child's run cost: its exit status, its peak resident memory (KiB), and CPU seconds spent
+/// by it, by this process (the simulator, which runs here), and by the Postgres backends (and
+/// autovacuum workers) connected to the benchmark's database.
+pub struct Measured {
+    pub status: std::process::ExitStatus,
+    pub peak_kib: u64,
+    pub cpu: Cpu,
+}
+
+/// CPU seconds (user + system) over a child's run.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Cpu {
+    pub sync: f64,
+    pub simulator: f64,
+    pub postgres: f64,
+    /// Of `postgres`, what autovacuum workers spent.
+    pub autovacuum: f64,
+}
+
+impl std::fmt::Display for Cpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "CPU: sync {:.2} s, simulator {:.2} s, Postgres {:.2} s (autovacuum {:.2} s)",
+            self.sync, self.simulator, self.postgres, self.autovacuum
+        )
+    }
+}
+
+/// Wait for `child`, sampling every 20 ms its peak resident memory (VmHWM only grows) and the CPU
+/// time of the child, of this process and of the Postgres backends on `database` (found in
+/// `pg_stat_activity` through `admin`; a backend's time is read until it exits, so the last 20 ms
+/// of a backend that exits are lost, and the WAL writer, checkpointer and background writer are
+/// shared with the whole server and not counted).
 pub async fn wait_measuring(
     child: &mut tokio::process::Child,
-) -> anyhow::Result<(std::process::ExitStatus, u64)> {
+    admin: &PgPool,
+    database: &str,
+) -> anyhow::Result<Measured> {
     let pid = child.id().unwrap_or_default();
+    let own = std::process::id();
+    let own_start = cpu_ticks(own).unwrap_or(0);
+    let mut child_ticks = 0;
     let mut peak_kib = 0;
+    // Backend pid -> (ticks when first seen, ticks last seen).
+    let mut backends: std::collections::HashMap<u32, (u64, u64)> = Default::default();
+    let mut autovacuum: std::collections::HashSet<u32> = Default::default();
+    let mut round = 0u32;
     loop {
         peak_kib = peak_kib.max(vm_hwm_kib(pid).unwrap_or(0));
+        child_ticks = child_ticks.max(cpu_ticks(pid).unwrap_or(0));
+        if round.is_multiple_of(10) {
+            let pids: Vec<(i32, Option<String>)> = sqlx::query_as(
+                "SELECT pid, backend_type FROM pg_stat_activity
+                 WHERE datname = $1 AND pid <> pg_backend_pid()",
+            )
+            .bind(database)
+            .fetch_all(admin)
+            .await
+            .unwrap_or_default();
+            for (p, kind) in pids {
+                if kind.as_deref() == Some("autovacuum worker") {
+                    autovacuum.insert(p as u32);
+                }
+                backends.entry(p as u32).or_insert((u64::MAX, 0));
+            }
+        }
+        round += 1;
+        for (p, (first, last)) in backends.iter_mut() {
+            if let Some(t) = cpu_ticks(*p) {
+                if *first == u64::MAX {
+                    // Seen after it started: what it spent before this run began is not ours,
+                    // but backends of the child start with the child, so count from zero.
+                    *first = 0;
+                }
+                *last = (*last).max(t);
+            }
+        }
         tokio::select! {
-            status = child.wait() => return Ok((status?, peak_kib)),
+            status = child.wait() => {
+                let hz = 100.0;
+                let own_end = cpu_ticks(own).unwrap_or(own_start);
+                let spent = |only_autovacuum: bool| -> u64 {
+                    backends
+                        .iter()
+                        .filter(|(p, (f, _))| {
+                            *f != u64::MAX && (!only_autovacuum || autovacuum.contains(p))
+                        })
+                        .map(|(_, (f, l))| l.saturating_sub(*f))
+                        .sum()
+                };
+                return Ok(Measured {
+                    status: status?,
+                    peak_kib,
+                    cpu: Cpu {
+                        sync: child_ticks as f64 / hz,
+                        simulator: own_end.saturating_sub(own_start) as f64 / hz,
+                        postgres: spent(false) as f64 / hz,
+                        autovacuum: spent(true) as f64 / hz,
+                    },
+                });
+            }
             _ = tokio::time::sleep(Duration::from_millis(20)) => {}
         }
     }
@@ -161,4 +257,15 @@ fn vm_hwm_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// utime + stime of a process, in clock ticks (USER_HZ, 100 on Linux).
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may hold spaces: fields are counted after it.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split_whitespace();
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
 }

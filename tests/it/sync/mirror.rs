@@ -203,3 +203,195 @@ async fn child_rows_of_unchanged_customers_on_a_page_are_not_rewritten(pool: PgP
     assert_eq!(stored(&pool, 1).await.2, vec!["ann@x".to_string()]);
     assert_eq!(stored(&pool, 2).await.2, vec!["b@x".to_string()]);
 }
+
+/// Text that a hand-rolled encoding would get wrong: COPY's text format delimiters and escapes,
+/// quotes, an array literal's syntax, and characters outside ASCII.
+const TRICKY: &[&str] = &[
+    "tab\there",
+    "line\nbreak\r\nand CR",
+    r"back\slash \N \\ end\",
+    "quotes \" ' `",
+    "{braces},commas",
+    "NULL",
+    "",
+    " leading and trailing ",
+    "Montréal 王 🙂 \u{200b}",
+];
+
+#[sqlx::test]
+async fn tricky_text_in_every_child_table_and_tag_round_trips_exactly(pool: PgPool) {
+    use lightspeed_sync::db::mirror::CustomFieldValueRow;
+    let mut conn = pool.acquire().await.unwrap();
+    let mut r = row(7, "Ann", 10, "a@x");
+    let texts: Vec<String> = TRICKY.iter().map(|s| s.to_string()).collect();
+    r.emails = texts.iter().map(|t| (t.clone(), t.clone())).collect();
+    r.phones = texts.iter().map(|t| (t.clone(), t.clone())).collect();
+    r.websites = texts.clone();
+    r.addresses = texts
+        .iter()
+        .map(|t| AddressRow {
+            address1: t.clone(),
+            address2: t.clone(),
+            city: t.clone(),
+            state: t.clone(),
+            state_code: t.clone(),
+            zip: t.clone(),
+            country: t.clone(),
+            country_code: t.clone(),
+        })
+        .collect();
+    r.tags = Some(texts.clone());
+    r.custom_fields = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| CustomFieldValueRow {
+            custom_field_id: i as i64 + 1,
+            custom_field_value_id: (i % 2 == 0).then_some(i as i64 + 100),
+            name: t.clone(),
+            kind: t.clone(),
+            value: (i % 3 != 0).then(|| t.clone()),
+            value_json: serde_json::json!({ "v": t, "n": [1, null, 2.5] }),
+            updated_at: (i % 2 == 1).then(|| at(i as i64)),
+        })
+        .collect();
+    // A field listed twice keeps its last value.
+    let mut again = r.custom_fields[0].clone();
+    again.value = Some("the last one".into());
+    r.custom_fields.push(again);
+    assert_eq!(
+        upsert_customers(&mut conn, 1, &[r.clone()]).await.unwrap(),
+        1
+    );
+
+    let emails: Vec<(String, String)> = sqlx::query_as(
+        "SELECT address, use_type FROM lightspeed.customer_emails WHERE customer_id = 7 ORDER BY position",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(emails, r.emails);
+    let phones: Vec<(String, String)> = sqlx::query_as(
+        "SELECT number, use_type FROM lightspeed.customer_phones WHERE customer_id = 7 ORDER BY position",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(phones, r.phones);
+    let websites: Vec<String> = sqlx::query_scalar(
+        "SELECT url FROM lightspeed.customer_websites WHERE customer_id = 7 ORDER BY position",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(websites, r.websites);
+    type Address = (
+        String,
+        String,
+        String,
+        String,
+        String,
+        String,
+        String,
+        String,
+    );
+    let addresses: Vec<Address> = sqlx::query_as(
+        "SELECT address1, address2, city, state, state_code, zip, country, country_code
+             FROM lightspeed.customer_addresses WHERE customer_id = 7 ORDER BY position",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let expected: Vec<_> = r
+        .addresses
+        .iter()
+        .map(|a| {
+            (
+                a.address1.clone(),
+                a.address2.clone(),
+                a.city.clone(),
+                a.state.clone(),
+                a.state_code.clone(),
+                a.zip.clone(),
+                a.country.clone(),
+                a.country_code.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(addresses, expected);
+    let tags: Option<Vec<String>> =
+        sqlx::query_scalar("SELECT tags FROM lightspeed.customers WHERE customer_id = 7")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(tags, Some(texts.clone()));
+    type Field = (
+        i64,
+        Option<i64>,
+        String,
+        String,
+        Option<String>,
+        serde_json::Value,
+        Option<DateTime<Utc>>,
+    );
+    let fields: Vec<Field> = sqlx::query_as(
+        "SELECT custom_field_id, custom_field_value_id, name, type, value, value_json, updated_at
+         FROM lightspeed.customer_custom_fields WHERE customer_id = 7 ORDER BY custom_field_id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let mut expected: Vec<Field> = r.custom_fields[1..TRICKY.len()]
+        .iter()
+        .chain(std::iter::once(&r.custom_fields[TRICKY.len()]))
+        .map(|v| {
+            (
+                v.custom_field_id,
+                v.custom_field_value_id,
+                v.name.clone(),
+                v.kind.clone(),
+                v.value.clone(),
+                v.value_json.clone(),
+                v.updated_at,
+            )
+        })
+        .collect();
+    expected.sort_by_key(|f| f.0);
+    assert_eq!(fields, expected);
+    assert_eq!(fields[0].4.as_deref(), Some("the last one"));
+
+    // No tags loaded is NULL, an empty list is an empty array.
+    let (mut none, mut empty) = (row(8, "Bob", 10, "b@x"), row(9, "Cy", 10, "c@x"));
+    none.tags = None;
+    empty.tags = Some(vec![]);
+    upsert_customers(&mut conn, 1, &[none, empty])
+        .await
+        .unwrap();
+    let tags: Vec<Option<Vec<String>>> = sqlx::query_scalar(
+        "SELECT tags FROM lightspeed.customers WHERE customer_id IN (8, 9) ORDER BY customer_id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(tags, vec![None, Some(vec![])]);
+}
+
+/// Postgres text cannot hold a NUL (JSON's `\u0000` decodes to one): the page fails with
+/// Postgres' own error, as it did when the child rows were bound rather than copied, and the
+/// transaction it was in writes nothing.
+#[sqlx::test]
+async fn a_nul_in_a_child_row_fails_the_page_cleanly(pool: PgPool) {
+    let mut txn = pool.begin().await.unwrap();
+    let mut r = row(7, "Ann", 10, "a@x");
+    r.websites = vec!["http://x/\u{0}".into()];
+    let err = upsert_customers(&mut txn, 1, &[r]).await.unwrap_err();
+    assert!(
+        err.to_string().contains("0x00"),
+        "Postgres names the byte: {err}"
+    );
+    drop(txn);
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM lightspeed.customers")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+}
