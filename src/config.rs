@@ -265,8 +265,9 @@ impl MirrorSettings {
         };
         let bytes = decode_hex(&text).ok_or_else(|| ConfigError::Value {
             key: KEY,
-            problem: "not hex (expected an even number of hex digits, e.g. from                       `openssl rand -hex 32`)"
-                .into(),
+            problem:
+                "not hex (expected an even number of hex digits, e.g. from `openssl rand -hex 32`)"
+                    .into(),
         })?;
         if bytes.len() < 16 {
             return Err(ConfigError::Value {

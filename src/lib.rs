@@ -16,6 +16,7 @@
 //! where they meet. See `docs/architecture.md`.
 #![forbid(unsafe_code)]
 
+pub mod app;
 pub mod cli;
 pub mod config;
 pub mod daemon;

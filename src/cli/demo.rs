@@ -68,7 +68,7 @@ pub async fn run(settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
     }
 
     let progress = Arc::new(super::sync::TerminalProgress::new());
-    let engine = super::sync::engine(&settings, pool.clone(), progress.clone())?;
+    let engine = crate::app::App::with_pool(&settings, pool.clone(), progress.clone())?.engine;
     let sim_accounts = sim.account_ids();
     let accounts: Vec<_> = crate::tokens::store::list_accounts(&pool)
         .await?

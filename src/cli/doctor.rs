@@ -115,11 +115,18 @@ pub async fn check(
         r.fail("accounts: none connected: run `lightspeed-sync authorize` first")?;
         return Ok(r.failed);
     }
-    let tokens = Arc::new(TokenSource::from_settings(settings, pool.clone())?);
-    let api = ApiClient::new(&settings.lightspeed, tokens.clone())?
-        .with_customer_relations(settings.sync.relations());
+    // Wired as `sync` wires it, so each check goes through the code a sync runs.
+    let app =
+        crate::app::App::with_pool(settings, pool.clone(), Arc::new(crate::sync::NoProgress))?;
     for info in wanted {
-        account(info.account_id, info.status, &tokens, &api, &mut r).await?;
+        account(
+            info.account_id,
+            info.status,
+            &app.tokens,
+            &app.engine.api,
+            &mut r,
+        )
+        .await?;
     }
     Ok(r.failed)
 }

@@ -10,13 +10,13 @@ use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
+use crate::app::{App, Database};
 use crate::config::Settings;
 use crate::db::leases;
-use crate::lightspeed::{ApiClient, CallStats};
+use crate::lightspeed::CallStats;
 use crate::sync::account::{Skipped, sync_account};
 use crate::sync::lease::Presence;
 use crate::sync::{Engine, Kind, Progress, RunReport, RunStatus, Stream};
-use crate::tokens::source::TokenSource;
 use crate::tokens::store::{self, AccountCredentialInfo};
 
 /// Flags of `sync`.
@@ -102,10 +102,10 @@ fn stop_on_signals(cancel: CancellationToken) -> std::io::Result<()> {
 
 /// Run `sync`.
 pub async fn run(settings: Settings, args: SyncArgs) -> anyhow::Result<()> {
-    let pool = crate::db::connect(&settings.database).await?;
-    crate::db::migrate(&pool, &settings.database).await?;
     let progress = Arc::new(TerminalProgress::new());
-    let mut engine = engine(&settings, pool.clone(), progress.clone())?;
+    let App {
+        pool, mut engine, ..
+    } = App::connect(&settings, Database::Existing, progress.clone()).await?;
     engine.mirror.rewrite = args.rewrite;
     let accounts = select_accounts(&pool, &args.accounts).await?;
     if accounts.is_empty() {
@@ -244,43 +244,6 @@ async fn sync_some(
         .buffer_unordered(max_accounts.max(1))
         .collect()
         .await
-}
-
-/// The engine for these settings: token source, API client, pool.
-pub fn engine(
-    settings: &Settings,
-    pool: sqlx::PgPool,
-    progress: Arc<dyn Progress>,
-) -> anyhow::Result<Engine> {
-    let tokens = TokenSource::from_settings(settings, pool.clone())?;
-    let (requests, pages) = crate::daemon::fleet_limits(settings);
-    let api = ApiClient::new(&settings.lightspeed, Arc::new(tokens))
-        .context("building the HTTP client")?
-        .with_gates(requests, pages)
-        .with_customer_relations(settings.sync.relations());
-    Ok(Engine {
-        pool,
-        api,
-        page_size: settings.sync.page_size,
-        overlap: settings.sync.overlap,
-        replica: replica_id(),
-        progress,
-        mirror: crate::sync::MirrorOptions::from_settings(&settings.mirror)?,
-    })
-}
-
-/// Who this process is, in leases and run records: host, process ID and a random suffix.
-pub fn replica_id() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "host".into());
-    format!(
-        "{host}-{}-{:04x}",
-        std::process::id(),
-        rand::random::<u16>()
-    )
 }
 
 /// The streams of one sync, in order.

@@ -37,11 +37,10 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::app::{App, Database};
 use crate::config::{ScheduleSettings, Settings};
-use crate::lightspeed::ApiClient;
 use crate::sync::lease::{LEASE_TTL, Presence};
 use crate::sync::{Engine, NoProgress};
-use crate::tokens::source::TokenSource;
 use scheduler::Scheduler;
 use worker::{Tick, Worker};
 
@@ -107,25 +106,8 @@ impl Daemon {
     /// Connect to the database, migrate it, build the token source, API client and engine, and bind
     /// the HTTP listener.
     pub async fn build(settings: Settings, options: DaemonOptions) -> anyhow::Result<Daemon> {
-        let (requests, pages) = fleet_limits(&settings);
-        let pool = crate::db::connect_or_create(&settings.database).await?;
-        crate::db::migrate(&pool, &settings.database).await?;
-        let tokens = TokenSource::from_settings(&settings, pool.clone())?;
-        let tokens = metrics::CountingTokens(Arc::new(tokens));
-        let api = ApiClient::new(&settings.lightspeed, Arc::new(tokens))
-            .context("building the HTTP client")?
-            .with_gates(requests, pages)
-            .with_customer_relations(settings.sync.relations());
-        let engine = Engine {
-            pool,
-            api,
-            page_size: settings.sync.page_size,
-            overlap: settings.sync.overlap,
-            replica: replica_id(),
-            progress: Arc::new(NoProgress),
-            mirror: crate::sync::MirrorOptions::from_settings(&settings.mirror)?,
-        };
-        Daemon::new(&settings, engine, options).await
+        let app = App::connect(&settings, Database::CreateIfMissing, Arc::new(NoProgress)).await?;
+        Daemon::new(&settings, app.engine, options).await
     }
 
     /// A daemon around an engine built elsewhere (tests: their own pool and replica ID); binds the
@@ -248,21 +230,6 @@ impl Daemon {
         tracing::info!(elapsed = ?stopped.elapsed, drained, "stopped");
         Ok(stopped)
     }
-}
-
-/// A replica ID unique per process: `hostname-pid-random`.
-pub fn replica_id() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "host".into());
-    format!(
-        "{host}-{}-{:08x}",
-        std::process::id(),
-        rand::random::<u32>()
-    )
 }
 
 /// A future that completes on SIGTERM (systemd, Docker) or SIGINT (Ctrl-C). The handlers are
