@@ -153,8 +153,6 @@ async fn commit_page(
     txn.commit().await?;
     lock(prefix).committed(seq, watermark);
     tracing::debug!(
-        account = account_id,
-        run_id,
         records,
         written,
         ms = began.elapsed().as_secs_f64() * 1e3,

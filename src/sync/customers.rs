@@ -90,18 +90,12 @@ pub(crate) async fn run(
             let mirrored = mirror_count(engine, lease.account_id).await?;
             if upstream == mirrored {
                 tracing::info!(
-                    account = account_id,
                     customers = upstream,
                     "counts match: the full walk is skipped; walking Contact.timeStamp changes"
                 );
                 Kind::Contacts
             } else {
-                tracing::info!(
-                    account = account_id,
-                    upstream,
-                    mirrored,
-                    "counts differ: walking every customer"
-                );
+                tracing::info!(upstream, mirrored, "counts differ: walking every customer");
                 Kind::Full
             }
         }
@@ -151,7 +145,6 @@ pub(crate) async fn run(
         txn.commit().await?;
         if tally.deleted > 0 {
             tracing::info!(
-                account = account_id,
                 deleted = tally.deleted,
                 "customers gone upstream marked deleted"
             );
@@ -160,7 +153,6 @@ pub(crate) async fn run(
             let deleted = super::pii::rewrite_deleted(engine, lease).await?;
             let history = super::pii::rewrite_history(engine, lease).await?;
             tracing::info!(
-                account = account_id,
                 deleted,
                 history,
                 "PII policy applied to the customers no longer served and to the stored history"
@@ -372,7 +364,7 @@ async fn walk_definitions<T: Definition>(
             return Err(SyncError::Cancelled);
         }
         let page = engine.api.get_records_page::<T>(account_id, &u).await?;
-        tracing::debug!(account = account_id, url = %u, records = page.records.len(), "fetched definitions");
+        tracing::debug!(url = %u, records = page.records.len(), "fetched definitions");
         let mut txn = engine.pool.begin().await?;
         if !leases::verify(&mut txn, lease).await? {
             return Err(SyncError::LeaseLost(account_id));
@@ -398,12 +390,7 @@ async fn walk_definitions<T: Definition>(
         mirror::mark_unseen_definitions_deleted(&mut txn, lease.account_id, table, started).await?;
     txn.commit().await?;
     if gone > 0 {
-        tracing::info!(
-            account = account_id,
-            ?table,
-            gone,
-            "definitions gone upstream marked deleted"
-        );
+        tracing::info!(?table, gone, "definitions gone upstream marked deleted");
     }
     Ok(())
 }
@@ -501,7 +488,7 @@ async fn sweep_ties(
     tx: &mpsc::Sender<Fetched>,
     cancel: &CancellationToken,
 ) -> Result<(), SyncError> {
-    tracing::debug!(account = account_id, %at, "a whole page shares one timeStamp: sweeping the ties by customerID");
+    tracing::debug!(%at, "a whole page shares one timeStamp: sweeping the ties by customerID");
     // `><,T,T` (between, inclusive) is the documented operator; should a server refuse it on
     // `timeStamp`, `=,T` says the same.
     let mut query = base_query(engine, SortField::CustomerId);
@@ -584,6 +571,6 @@ async fn fetch_page(
     url: &Url,
 ) -> Result<Page<Customer>, SyncError> {
     let page = engine.api.get_customers_page(account_id, url).await?;
-    tracing::debug!(account = account_id, url = %url, records = page.records.len(), more = page.next.is_some(), "fetched page");
+    tracing::debug!(url = %url, records = page.records.len(), more = page.next.is_some(), "fetched page");
     Ok(page)
 }

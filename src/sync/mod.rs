@@ -226,7 +226,13 @@ pub(crate) struct Tally {
 
 impl Engine {
     /// Run one stream of one account under `lease`, recording the run. Never panics on bad input: the
-    /// report says what failed.
+    /// report says what failed. Every log line of the run carries the span's `account.id`, `stream`
+    /// and `run.id`.
+    #[tracing::instrument(
+        name = "run",
+        skip_all,
+        fields(account.id = lease.account_id, stream = stream.as_str(), run.id)
+    )]
     pub async fn run(
         &self,
         lease: &Lease,
@@ -234,38 +240,26 @@ impl Engine {
         kind: Kind,
         cancel: &CancellationToken,
     ) -> RunReport {
-        let account_id = lease.account_id as u64;
         let started = Instant::now();
-        let (run_id, run_started_at) = match runs::start(
+        let mut tally = Tally::default();
+        let recorded = runs::start(
             &self.pool,
             lease.account_id,
             stream.as_str(),
             kind.as_str(),
             &self.replica,
         )
-        .await
-        {
+        .await;
+        let (run_id, run_started_at) = match recorded {
             Ok(r) => r,
             Err(e) => {
-                return RunReport {
-                    run_id: 0,
-                    account_id,
-                    stream,
-                    kind,
-                    status: RunStatus::Failed,
-                    pages: 0,
-                    records: 0,
-                    rows: 0,
-                    deleted: 0,
-                    erased: 0,
-                    stats: CallStats::default(),
-                    elapsed: started.elapsed(),
-                    error: Some(format!("recording the run: {e}")),
-                    account_stopped: false,
-                };
+                let mut report = RunReport::new(0, lease, stream, kind, &tally, started, Ok(()));
+                report.status = RunStatus::Failed;
+                report.error = Some(format!("recording the run: {e}"));
+                return report.logged();
             }
         };
-        let mut tally = Tally::default();
+        tracing::Span::current().record("run.id", run_id);
         let result = match stream {
             Stream::Accounts => accounts::run(self, lease, run_id, &mut tally).await,
             Stream::Customers => {
@@ -282,6 +276,58 @@ impl Engine {
             }
         };
         let kind = tally.ran_as.unwrap_or(kind);
+        // Requests no commit accounted for (the accounts stream when its commit failed) still count.
+        let rest = std::mem::take(&mut tally.uncommitted);
+        tally.stats.add(&rest);
+        let report = RunReport::new(run_id, lease, stream, kind, &tally, started, result);
+        if let Err(e) = self.record_end(lease, &report, &rest).await {
+            tracing::error!(error = %e, "could not record the end of the run");
+        }
+        record_metrics(&report);
+        report.logged()
+    }
+
+    /// Record the end of a run: requests no page counted, drips, the kind it ran as, a completed
+    /// full walk, and its status.
+    async fn record_end(
+        &self,
+        lease: &Lease,
+        report: &RunReport,
+        rest: &CallStats,
+    ) -> Result<(), sqlx::Error> {
+        if rest.requests > 0 {
+            let (requests, throttled) = (rest.requests as i32, rest.throttled as i32);
+            runs::add_requests(&self.pool, report.run_id, requests, throttled).await?;
+        }
+        sqlx::query("UPDATE lightspeed_sync.runs SET drips = $2, kind = $3 WHERE run_id = $1")
+            .bind(report.run_id)
+            .bind(report.stats.drips())
+            .bind(report.kind.as_str())
+            .execute(&self.pool)
+            .await?;
+        let (status, error) = (report.status.as_str(), report.error.as_deref());
+        if report.stream == Stream::Customers
+            && report.kind == Kind::Full
+            && report.status == RunStatus::Succeeded
+        {
+            record_full_walk(&self.pool, lease.account_id, report.run_id).await?;
+        }
+        runs::finish(&self.pool, report.run_id, status, error).await?;
+        Ok(())
+    }
+}
+
+impl RunReport {
+    /// The report of a run from its tally and how it ended.
+    fn new(
+        run_id: i64,
+        lease: &Lease,
+        stream: Stream,
+        kind: Kind,
+        tally: &Tally,
+        started: Instant,
+        result: Result<(), SyncError>,
+    ) -> RunReport {
         let account_stopped = match &result {
             Err(SyncError::Api(e)) => e.needs_reauth(),
             Err(SyncError::LeaseLost(_)) => true,
@@ -295,37 +341,9 @@ impl Engine {
             ),
             Err(e) => (RunStatus::Failed, Some(e.to_string())),
         };
-        // Requests no commit accounted for (the accounts stream when its commit failed) still count.
-        let rest = std::mem::take(&mut tally.uncommitted);
-        tally.stats.add(&rest);
-        let finish = async {
-            if rest.requests > 0 {
-                runs::add_requests(
-                    &self.pool,
-                    run_id,
-                    rest.requests as i32,
-                    rest.throttled as i32,
-                )
-                .await?;
-            }
-            sqlx::query("UPDATE lightspeed_sync.runs SET drips = $2, kind = $3 WHERE run_id = $1")
-                .bind(run_id)
-                .bind(tally.stats.drips())
-                .bind(kind.as_str())
-                .execute(&self.pool)
-                .await?;
-            if stream == Stream::Customers && kind == Kind::Full && status == RunStatus::Succeeded {
-                record_full_walk(&self.pool, lease.account_id, run_id).await?;
-            }
-            runs::finish(&self.pool, run_id, status.as_str(), error.as_deref()).await
-        };
-        if let Err(e) = finish.await {
-            tracing::error!(run_id, error = %e, "could not record the end of the run");
-        }
-        record_metrics(account_id, stream, status, &tally);
-        let report = RunReport {
+        RunReport {
             run_id,
-            account_id,
+            account_id: lease.account_id as u64,
             stream,
             kind,
             status,
@@ -338,30 +356,30 @@ impl Engine {
             elapsed: started.elapsed(),
             error,
             account_stopped,
-        };
-        match report.status {
+        }
+    }
+
+    /// Log the outcome (in the run's span), and return the report.
+    fn logged(self) -> RunReport {
+        match self.status {
             RunStatus::Succeeded => tracing::info!(
-                account = account_id,
-                stream = stream.as_str(),
-                kind = kind.as_str(),
-                pages = report.pages,
-                rows = report.rows,
-                deleted = report.deleted,
-                erased = report.erased,
-                requests = report.stats.requests,
-                throttled = report.stats.throttled,
+                kind = self.kind.as_str(),
+                pages = self.pages,
+                rows = self.rows,
+                deleted = self.deleted,
+                erased = self.erased,
+                requests = self.stats.requests,
+                throttled = self.stats.throttled,
                 "run succeeded"
             ),
             _ => tracing::warn!(
-                account = account_id,
-                stream = stream.as_str(),
-                kind = kind.as_str(),
-                pages = report.pages,
-                error = report.error.as_deref().unwrap_or(""),
+                kind = self.kind.as_str(),
+                pages = self.pages,
+                error = self.error.as_deref().unwrap_or(""),
                 "run did not finish"
             ),
         }
-        report
+        self
     }
 }
 
@@ -378,14 +396,15 @@ async fn record_full_walk(pool: &PgPool, account_id: i64, run_id: i64) -> Result
     Ok(())
 }
 
-fn record_metrics(account_id: u64, stream: Stream, status: RunStatus, tally: &Tally) {
-    let account = account_id.to_string();
+fn record_metrics(report: &RunReport) {
+    let (stream, status) = (report.stream, report.status);
+    let account = report.account_id.to_string();
     metrics::counter!("lightspeed_sync_runs_total", "stream" => stream.as_str(), "status" => status.as_str())
         .increment(1);
     metrics::counter!("lightspeed_sync_rows_upserted_total", "stream" => stream.as_str())
-        .increment(tally.rows);
-    if tally.erased > 0 {
-        metrics::counter!("lightspeed_sync_customers_erased_total").increment(tally.erased);
+        .increment(report.rows);
+    if report.erased > 0 {
+        metrics::counter!("lightspeed_sync_customers_erased_total").increment(report.erased);
     }
     if status == RunStatus::Succeeded {
         let now = chrono::Utc::now().timestamp() as f64;
