@@ -1,7 +1,7 @@
 //! Statements on the mirror (`lightspeed.*`): bulk upserts of one page, deletion marking.
 //!
-//! A page is written with a handful of set-based statements (`UNNEST` of column arrays, binary
-//! `COPY` for the child rows), whatever its size, so a page costs the same few round trips. A customer row is replaced only by a version at least
+//! A page is written with a handful of set-based statements (`UNNEST` of column arrays), whatever its
+//! size, so a page costs the same few round trips. A customer row is replaced only by a version at least
 //! as new (`updated_at`) that differs from it, so an older page replayed never overwrites newer data;
 //! its emails, phones, addresses, websites, custom field values and credit account are replaced
 //! together with it. The definitions (`custom_fields`, `customer_types`) are upserted as listed and
@@ -222,15 +222,17 @@ pub async fn upsert_customers(
         SELECT $1, u.customer_id, u.first_name, u.last_name, u.title, u.company, u.reg, u.vat,
             u.dob, u.archived, u.credit, u.ctype, u.discount, u.tax, u.no_email, u.no_phone,
             u.no_mail, u.contact_ts, u.created, u.updated, u.raw, u.custom, u.note, u.note_public,
-            u.tags::text[], now(), NULL
+            CASE WHEN u.has_tags THEN
+                ARRAY(SELECT jsonb_array_elements_text(u.tags_json)) END,
+            now(), NULL
         FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
                     $8::text[], $9::timestamptz[], $10::bool[], $11::bigint[], $12::bigint[],
                     $13::bigint[], $14::bigint[], $15::bool[], $16::bool[], $17::bool[],
                     $18::timestamptz[], $19::timestamptz[], $20::timestamptz[], $21::jsonb[],
-                    $22::text[], $23::text[], $24::bool[], $25::text[])
+                    $22::text[], $23::text[], $24::bool[], $25::bool[], $26::jsonb[])
             AS u(customer_id, first_name, last_name, title, company, reg, vat, dob, archived,
                  credit, ctype, discount, tax, no_email, no_phone, no_mail, contact_ts, created,
-                 updated, raw, custom, note, note_public, tags)
+                 updated, raw, custom, note, note_public, has_tags, tags_json)
         ON CONFLICT (account_id, customer_id) DO UPDATE SET
             first_name = excluded.first_name, last_name = excluded.last_name,
             title = excluded.title, company = excluded.company,
@@ -294,12 +296,10 @@ pub async fn upsert_customers(
     )
     .bind(rows.iter().map(|r| r.note.clone()).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.note_is_public).collect::<Vec<_>>())
-    // Each customer's tags as an array literal, cast by Postgres: a two-dimensional array
-    // cannot hold lists of different lengths, and unpacking a JSON list per row took a subquery
-    // per row.
+    .bind(rows.iter().map(|r| r.tags.is_some()).collect::<Vec<_>>())
     .bind(
         rows.iter()
-            .map(|r| r.tags.as_deref().map(array_literal))
+            .map(|r| sqlx::types::Json(r.tags.clone().unwrap_or_default()))
             .collect::<Vec<_>>(),
     )
     .fetch_all(&mut *conn)
@@ -331,16 +331,10 @@ pub async fn upsert_customers(
     Ok(written.len() as u64)
 }
 
-/// Drop the contact rows of the customers in `ids`, then insert those of `rows`: one `DELETE`
-/// statement for the whole page (a data-modifying `WITH` per table), then one binary `COPY` per
-/// child table that has rows on the page, and one `INSERT` for the credit accounts.
-///
-/// `COPY` is used where nothing can conflict: the customers' rows were just deleted in this
-/// transaction, and each customer is on the page once, so their positions (and, once
-/// [`last_value_per_field`] has kept one value per field, their custom field IDs) are unique.
-/// Measured against the `INSERT … SELECT FROM UNNEST` it replaces: Postgres inserts the rows
-/// in batches, and decodes no arrays. Credit accounts keep an upsert: one may move from a
-/// customer not on this page to one that is, and should it, the newer owner has it.
+/// Drop the contact rows of the customers in `ids`, then insert those of `rows`: two statements
+/// for the whole page, whatever it holds (one `DELETE` per table and one `INSERT` per table, each
+/// a data-modifying `WITH` of one statement; the tables differ, so their order within a statement
+/// does not matter, and the inserts only run once the deletes are done).
 async fn replace_contacts(
     conn: &mut PgConnection,
     account_id: i64,
@@ -365,37 +359,29 @@ async fn replace_contacts(
     .execute(&mut *conn)
     .await?;
 
-    let (mut emails, mut phones, mut addresses, mut websites, mut fields) = (
-        BinaryCopy::new(),
-        BinaryCopy::new(),
-        BinaryCopy::new(),
-        BinaryCopy::new(),
-        BinaryCopy::new(),
-    );
+    let pairs = |pick: fn(&CustomerRow) -> &Vec<(String, String)>| {
+        let (mut id, mut pos, mut a, mut b) = (vec![], vec![], vec![], vec![]);
+        for r in rows {
+            for (i, (x, y)) in pick(r).iter().enumerate() {
+                id.push(r.customer_id);
+                pos.push(i as i32);
+                a.push(x.as_str());
+                b.push(y.as_str());
+            }
+        }
+        (id, pos, a, b)
+    };
+    let (e_id, e_pos, e_addr, e_use) = pairs(|r| &r.emails);
+    let (p_id, p_pos, p_num, p_use) = pairs(|r| &r.phones);
+
+    let (mut a_id, mut a_pos) = (vec![], vec![]);
+    let mut a_cols: [Vec<&str>; 8] = Default::default();
+    let (mut w_id, mut w_pos, mut w_url) = (vec![], vec![], vec![]);
     for r in rows {
-        for (i, (address, use_type)) in r.emails.iter().enumerate() {
-            emails
-                .row(5)
-                .i64(account_id)
-                .i64(r.customer_id)
-                .i32(position(i)?);
-            emails.text(address)?.text(use_type)?;
-        }
-        for (i, (number, use_type)) in r.phones.iter().enumerate() {
-            phones
-                .row(5)
-                .i64(account_id)
-                .i64(r.customer_id)
-                .i32(position(i)?);
-            phones.text(number)?.text(use_type)?;
-        }
         for (i, a) in r.addresses.iter().enumerate() {
-            addresses
-                .row(11)
-                .i64(account_id)
-                .i64(r.customer_id)
-                .i32(position(i)?);
-            for v in [
+            a_id.push(r.customer_id);
+            a_pos.push(i as i32);
+            let values = [
                 &a.address1,
                 &a.address2,
                 &a.city,
@@ -404,84 +390,78 @@ async fn replace_contacts(
                 &a.zip,
                 &a.country,
                 &a.country_code,
-            ] {
-                addresses.text(v)?;
+            ];
+            for (c, v) in a_cols.iter_mut().zip(values) {
+                c.push(v.as_str());
             }
         }
-        for (i, url) in r.websites.iter().enumerate() {
-            websites
-                .row(4)
-                .i64(account_id)
-                .i64(r.customer_id)
-                .i32(position(i)?);
-            websites.text(url)?;
-        }
-        for v in last_value_per_field(&r.custom_fields) {
-            fields
-                .row(9)
-                .i64(account_id)
-                .i64(r.customer_id)
-                .i64(v.custom_field_id);
-            fields.opt_i64(v.custom_field_value_id);
-            fields
-                .text(&v.name)?
-                .text(&v.kind)?
-                .opt_text(v.value.as_deref())?;
-            fields.jsonb(&v.value_json)?.opt_timestamptz(v.updated_at)?;
+        for (i, u) in r.websites.iter().enumerate() {
+            w_id.push(r.customer_id);
+            w_pos.push(i as i32);
+            w_url.push(u.as_str());
         }
     }
-    copy_in(
-        conn,
-        "COPY lightspeed.customer_emails (account_id, customer_id, position, address, use_type)
-         FROM STDIN (FORMAT binary)",
-        emails,
-    )
-    .await?;
-    copy_in(
-        conn,
-        "COPY lightspeed.customer_phones (account_id, customer_id, position, number, use_type)
-         FROM STDIN (FORMAT binary)",
-        phones,
-    )
-    .await?;
-    copy_in(
-        conn,
-        "COPY lightspeed.customer_addresses (account_id, customer_id, position, address1,
-             address2, city, state, state_code, zip, country, country_code)
-         FROM STDIN (FORMAT binary)",
-        addresses,
-    )
-    .await?;
-    copy_in(
-        conn,
-        "COPY lightspeed.customer_websites (account_id, customer_id, position, url)
-         FROM STDIN (FORMAT binary)",
-        websites,
-    )
-    .await?;
-    copy_in(
-        conn,
-        "COPY lightspeed.customer_custom_fields (account_id, customer_id, custom_field_id,
-             custom_field_value_id, name, type, value, value_json, updated_at)
-         FROM STDIN (FORMAT binary)",
-        fields,
-    )
-    .await?;
-
+    // A field listed twice for one customer keeps its last value (one insert may not touch a row
+    // twice, not even through ON CONFLICT).
+    let values: Vec<(i64, &CustomFieldValueRow)> = rows
+        .iter()
+        .flat_map(|r| {
+            let fields = &r.custom_fields;
+            fields.iter().enumerate().filter_map(move |(i, v)| {
+                let later = fields[i + 1..]
+                    .iter()
+                    .any(|w| w.custom_field_id == v.custom_field_id);
+                (!later).then_some((r.customer_id, v))
+            })
+        })
+        .collect();
     let credits: Vec<(i64, &CreditAccountRow)> = rows
         .iter()
         .filter_map(|r| r.credit_account.as_ref().map(|c| (r.customer_id, c)))
         .collect();
-    if credits.is_empty() {
+    if e_id.is_empty()
+        && p_id.is_empty()
+        && a_id.is_empty()
+        && w_id.is_empty()
+        && values.is_empty()
+        && credits.is_empty()
+    {
         return Ok(());
     }
+    let [a1, a2, city, state, state_code, zip, country, country_code] = a_cols;
+    // A credit account belongs to one customer, and should it move, the newer owner has it.
     sqlx::query(
-        "INSERT INTO lightspeed.credit_accounts (account_id, customer_id, credit_account_id,
+        "WITH e AS (
+             INSERT INTO lightspeed.customer_emails (account_id, customer_id, position, address,
+                 use_type)
+             SELECT $1, * FROM UNNEST($2::bigint[], $3::int[], $4::text[], $5::text[])),
+         p AS (
+             INSERT INTO lightspeed.customer_phones (account_id, customer_id, position, number,
+                 use_type)
+             SELECT $1, * FROM UNNEST($6::bigint[], $7::int[], $8::text[], $9::text[])),
+         a AS (
+             INSERT INTO lightspeed.customer_addresses (account_id, customer_id, position,
+                 address1, address2, city, state, state_code, zip, country, country_code)
+             SELECT $1, * FROM UNNEST($10::bigint[], $11::int[], $12::text[], $13::text[],
+                 $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[])),
+         w AS (
+             INSERT INTO lightspeed.customer_websites (account_id, customer_id, position, url)
+             SELECT $1, * FROM UNNEST($20::bigint[], $21::int[], $22::text[])),
+         f AS (
+             INSERT INTO lightspeed.customer_custom_fields (account_id, customer_id,
+                 custom_field_id, custom_field_value_id, name, type, value, value_json, updated_at)
+             SELECT $1, * FROM UNNEST($23::bigint[], $24::bigint[], $25::bigint[], $26::text[],
+                 $27::text[], $28::text[], $29::jsonb[], $30::timestamptz[])
+             ON CONFLICT (account_id, customer_id, custom_field_id) DO UPDATE SET
+                 custom_field_value_id = excluded.custom_field_value_id, name = excluded.name,
+                 type = excluded.type, value = excluded.value, value_json = excluded.value_json,
+                 updated_at = excluded.updated_at)
+         INSERT INTO lightspeed.credit_accounts (account_id, customer_id, credit_account_id,
              name, balance, credit_limit, gift_card, archived, updated_at, raw)
          SELECT $1, u.c, u.id, u.name, u.balance::numeric, u.credit_limit::numeric, u.gift,
              u.archived, u.ts, u.raw
-         FROM UNNEST($2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[],
-             $7::bool[], $8::bool[], $9::timestamptz[], $10::jsonb[])
+         FROM UNNEST($31::bigint[], $32::bigint[], $33::text[], $34::text[], $35::text[],
+             $36::bool[], $37::bool[], $38::timestamptz[], $39::jsonb[])
              AS u(c, id, name, balance, credit_limit, gift, archived, ts, raw)
          ON CONFLICT (account_id, credit_account_id) DO UPDATE SET
              customer_id = excluded.customer_id, name = excluded.name,
@@ -490,6 +470,65 @@ async fn replace_contacts(
              updated_at = excluded.updated_at, raw = excluded.raw",
     )
     .bind(account_id)
+    .bind(e_id)
+    .bind(e_pos)
+    .bind(e_addr)
+    .bind(e_use)
+    .bind(p_id)
+    .bind(p_pos)
+    .bind(p_num)
+    .bind(p_use)
+    .bind(a_id)
+    .bind(a_pos)
+    .bind(a1)
+    .bind(a2)
+    .bind(city)
+    .bind(state)
+    .bind(state_code)
+    .bind(zip)
+    .bind(country)
+    .bind(country_code)
+    .bind(w_id)
+    .bind(w_pos)
+    .bind(w_url)
+    .bind(values.iter().map(|(c, _)| *c).collect::<Vec<_>>())
+    .bind(
+        values
+            .iter()
+            .map(|(_, v)| v.custom_field_id)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        values
+            .iter()
+            .map(|(_, v)| v.custom_field_value_id)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        values
+            .iter()
+            .map(|(_, v)| v.name.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        values
+            .iter()
+            .map(|(_, v)| v.kind.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        values
+            .iter()
+            .map(|(_, v)| v.value.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        values
+            .iter()
+            .map(|(_, v)| sqlx::types::Json(&v.value_json))
+            .collect::<Vec<_>>(),
+    )
+    .bind(values.iter().map(|(_, v)| v.updated_at).collect::<Vec<_>>())
     .bind(credits.iter().map(|(c, _)| *c).collect::<Vec<_>>())
     .bind(
         credits
@@ -534,154 +573,6 @@ async fn replace_contacts(
     .execute(&mut *conn)
     .await?;
     Ok(())
-}
-
-/// A customer's custom field values with one per field: a field listed twice keeps its last
-/// value (the table's key is the field; the rows are copied, not upserted), in the order sent.
-fn last_value_per_field(values: &[CustomFieldValueRow]) -> Vec<&CustomFieldValueRow> {
-    values
-        .iter()
-        .enumerate()
-        .filter(|(i, v)| {
-            !values[i + 1..]
-                .iter()
-                .any(|later| later.custom_field_id == v.custom_field_id)
-        })
-        .map(|(_, v)| v)
-        .collect()
-}
-
-/// `{"a","b \"c\""}`: a text array literal, every element quoted (so `NULL`, braces, commas and
-/// spaces are text), `"` and `\` escaped with a backslash.
-fn array_literal(items: &[String]) -> String {
-    let mut out = String::with_capacity(2 + items.iter().map(|t| t.len() + 3).sum::<usize>());
-    out.push('{');
-    for (i, item) in items.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push('"');
-        for ch in item.chars() {
-            if ch == '"' || ch == '\\' {
-                out.push('\\');
-            }
-            out.push(ch);
-        }
-        out.push('"');
-    }
-    out.push('}');
-    out
-}
-
-fn position(i: usize) -> Result<i32, sqlx::Error> {
-    i32::try_from(i).map_err(|_| sqlx::Error::Protocol(format!("position {i} out of range")))
-}
-
-/// Send `data` with `statement` (a `COPY … FROM STDIN (FORMAT binary)`); nothing when it holds
-/// no rows.
-async fn copy_in(
-    conn: &mut PgConnection,
-    statement: &str,
-    data: BinaryCopy,
-) -> Result<u64, sqlx::Error> {
-    if data.rows == 0 {
-        return Ok(0);
-    }
-    let mut copy = conn.copy_in_raw(statement).await?;
-    copy.send(data.finish()).await?;
-    copy.finish().await
-}
-
-/// Rows in Postgres' binary `COPY` format (the `COPY` reference, "Binary Format"): a signature,
-/// then per row its field count and each field as a length (-1 for NULL) and the bytes of the
-/// type's binary representation, then -1. The values are encoded as sqlx encodes the same Rust
-/// types for a bind, so a row copied is the row an `INSERT` of the same values would store: text
-/// as its UTF-8 bytes (Postgres checks the encoding, and refuses a NUL as it does for a bind),
-/// `jsonb` as version 1 then the JSON text, `timestamptz` as microseconds since 2000-01-01 UTC.
-struct BinaryCopy {
-    buf: Vec<u8>,
-    rows: usize,
-}
-
-impl BinaryCopy {
-    fn new() -> Self {
-        let mut buf = Vec::with_capacity(8 * 1024);
-        buf.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
-        buf.extend_from_slice(&0i32.to_be_bytes()); // flags: no OIDs
-        buf.extend_from_slice(&0i32.to_be_bytes()); // no header extension
-        BinaryCopy { buf, rows: 0 }
-    }
-
-    fn row(&mut self, fields: i16) -> &mut Self {
-        self.buf.extend_from_slice(&fields.to_be_bytes());
-        self.rows += 1;
-        self
-    }
-
-    fn field(&mut self, bytes: &[u8]) -> Result<&mut Self, sqlx::Error> {
-        let len = i32::try_from(bytes.len())
-            .map_err(|_| sqlx::Error::Protocol("a value too long for COPY".into()))?;
-        self.buf.extend_from_slice(&len.to_be_bytes());
-        self.buf.extend_from_slice(bytes);
-        Ok(self)
-    }
-
-    fn null(&mut self) -> &mut Self {
-        self.buf.extend_from_slice(&(-1i32).to_be_bytes());
-        self
-    }
-
-    fn i64(&mut self, v: i64) -> &mut Self {
-        self.buf.extend_from_slice(&8i32.to_be_bytes());
-        self.buf.extend_from_slice(&v.to_be_bytes());
-        self
-    }
-
-    fn opt_i64(&mut self, v: Option<i64>) -> &mut Self {
-        match v {
-            Some(v) => self.i64(v),
-            None => self.null(),
-        }
-    }
-
-    fn i32(&mut self, v: i32) -> &mut Self {
-        self.buf.extend_from_slice(&4i32.to_be_bytes());
-        self.buf.extend_from_slice(&v.to_be_bytes());
-        self
-    }
-
-    fn text(&mut self, s: &str) -> Result<&mut Self, sqlx::Error> {
-        self.field(s.as_bytes())
-    }
-
-    fn opt_text(&mut self, s: Option<&str>) -> Result<&mut Self, sqlx::Error> {
-        match s {
-            Some(s) => self.text(s),
-            None => Ok(self.null()),
-        }
-    }
-
-    fn jsonb(&mut self, v: &Value) -> Result<&mut Self, sqlx::Error> {
-        let mut bytes = vec![1u8];
-        serde_json::to_writer(&mut bytes, v).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-        self.field(&bytes)
-    }
-
-    fn opt_timestamptz(&mut self, t: Option<DateTime<Utc>>) -> Result<&mut Self, sqlx::Error> {
-        let Some(t) = t else { return Ok(self.null()) };
-        // 2000-01-01T00:00:00Z, Postgres' epoch, in Unix microseconds.
-        const POSTGRES_EPOCH_MICROS: i64 = 946_684_800_000_000;
-        let micros = t
-            .timestamp_micros()
-            .checked_sub(POSTGRES_EPOCH_MICROS)
-            .ok_or_else(|| sqlx::Error::Protocol(format!("timestamp {t} out of range")))?;
-        Ok(self.i64(micros))
-    }
-
-    fn finish(mut self) -> Vec<u8> {
-        self.buf.extend_from_slice(&(-1i16).to_be_bytes());
-        self.buf
-    }
 }
 
 /// Upsert a page of custom field definitions (marked seen now).
