@@ -18,10 +18,9 @@
 //!   version ([`erase_earlier`]).
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 use sqlx::PgConnection;
 
-use crate::db::mirror::CustomerRow;
+use crate::db::mirror::{CustomerRow, customer_arguments, customer_columns};
 
 /// Record the versions of a page of customers (rows as written, policy applied; unique IDs).
 /// Returns the number of versions added or replaced.
@@ -103,70 +102,24 @@ pub async fn record_versions(
         .execute(&mut *conn)
         .await?;
     }
-    let col = |f: fn(&CustomerRow) -> String| add.iter().map(|r| f(r)).collect::<Vec<_>>();
-    let done = sqlx::query(
-        "INSERT INTO lightspeed.customers_history (account_id, customer_id, valid_from, valid_to,
-             is_current, archived, deleted_at, first_name, last_name, title, company,
-             company_registration_number, vat_number, dob, credit_account_id, customer_type_id,
-             discount_id, tax_category_id, no_email, no_phone, no_mail, contact_updated_at,
-             created_at, contact_custom, note, note_is_public, tags, raw, seen_at)
-         SELECT $1, u.id, u.ts, NULL, true, u.archived, NULL, u.first_name, u.last_name, u.title,
-             u.company, u.reg, u.vat, u.dob, u.credit, u.ctype, u.discount, u.tax, u.no_email,
-             u.no_phone, u.no_mail, u.contact_ts, u.created, u.custom, u.note, u.note_public,
-             CASE WHEN u.has_tags THEN ARRAY(SELECT jsonb_array_elements_text(u.tags_json)) END,
-             u.raw, now()
-         FROM UNNEST($2::bigint[], $3::timestamptz[], $4::bool[], $5::text[], $6::text[],
-                     $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[],
-                     $12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[], $16::bool[],
-                     $17::bool[], $18::bool[], $19::timestamptz[], $20::timestamptz[],
-                     $21::text[], $22::text[], $23::bool[], $24::bool[], $25::jsonb[],
-                     $26::jsonb[])
-             AS u(id, ts, archived, first_name, last_name, title, company, reg, vat, dob, credit,
-                  ctype, discount, tax, no_email, no_phone, no_mail, contact_ts, created, custom,
-                  note, note_public, has_tags, tags_json, raw)
-         ON CONFLICT (account_id, customer_id, valid_from) DO NOTHING",
-    )
-    .bind(account_id)
-    .bind(add.iter().map(|r| r.customer_id).collect::<Vec<_>>())
-    .bind(add.iter().map(|r| r.updated_at).collect::<Vec<_>>())
-    .bind(add.iter().map(|r| r.archived).collect::<Vec<_>>())
-    .bind(col(|r| r.first_name.clone()))
-    .bind(col(|r| r.last_name.clone()))
-    .bind(col(|r| r.title.clone()))
-    .bind(col(|r| r.company.clone()))
-    .bind(
-        add.iter()
-            .map(|r| r.company_registration_number.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind(add.iter().map(|r| r.vat_number.clone()).collect::<Vec<_>>())
-    .bind(add.iter().map(|r| r.dob).collect::<Vec<_>>())
-    .bind(add.iter().map(|r| r.credit_account_id).collect::<Vec<_>>())
-    .bind(add.iter().map(|r| r.customer_type_id).collect::<Vec<_>>())
-    .bind(add.iter().map(|r| r.discount_id).collect::<Vec<_>>())
-    .bind(add.iter().map(|r| r.tax_category_id).collect::<Vec<_>>())
-    .bind(add.iter().map(|r| r.no_email).collect::<Vec<_>>())
-    .bind(add.iter().map(|r| r.no_phone).collect::<Vec<_>>())
-    .bind(add.iter().map(|r| r.no_mail).collect::<Vec<_>>())
-    .bind(add.iter().map(|r| r.contact_updated_at).collect::<Vec<_>>())
-    .bind(add.iter().map(|r| r.created_at).collect::<Vec<_>>())
-    .bind(
-        add.iter()
-            .map(|r| r.contact_custom.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind(add.iter().map(|r| r.note.clone()).collect::<Vec<_>>())
-    .bind(add.iter().map(|r| r.note_is_public).collect::<Vec<_>>())
-    .bind(add.iter().map(|r| r.tags.is_some()).collect::<Vec<_>>())
-    .bind(
-        add.iter()
-            .map(|r| sqlx::types::Json(r.tags.clone().unwrap_or_default()))
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        add.iter()
-            .map(|r| sqlx::types::Json(r.raw.as_ref()))
-            .collect::<Vec<_>>(),
+    let done = sqlx::query_with(
+        concat!(
+            "INSERT INTO lightspeed.customers_history (account_id, customer_id, valid_from, valid_to,
+                 is_current, archived, deleted_at, first_name, last_name, title, company,
+                 company_registration_number, vat_number, dob, credit_account_id, customer_type_id,
+                 discount_id, tax_category_id, no_email, no_phone, no_mail, contact_updated_at,
+                 created_at, contact_custom, note, note_is_public, tags, raw, seen_at)
+             SELECT $1, u.customer_id, u.updated, NULL, true, u.archived, NULL, u.first_name,
+                 u.last_name, u.title, u.company, u.reg, u.vat, u.dob, u.credit, u.ctype,
+                 u.discount, u.tax, u.no_email, u.no_phone, u.no_mail, u.contact_ts, u.created,
+                 u.custom, u.note, u.note_public,
+                 CASE WHEN u.has_tags THEN ARRAY(SELECT jsonb_array_elements_text(u.tags_json)) END,
+                 u.raw, now()
+             FROM ",
+            customer_columns!(),
+            " ON CONFLICT (account_id, customer_id, valid_from) DO NOTHING"
+        ),
+        customer_arguments(account_id, &add)?,
     )
     .execute(&mut *conn)
     .await?;
@@ -307,16 +260,9 @@ pub struct StoredVersion {
     pub customer_id: i64,
     /// The version's `timeStamp`.
     pub valid_from: DateTime<Utc>,
-    /// firstName
-    pub first_name: String,
-    /// lastName
-    pub last_name: String,
-    /// dob
-    pub dob: Option<DateTime<Utc>>,
-    /// Note.note
-    pub note: Option<String>,
-    /// The version as stored.
-    pub raw: sqlx::types::Json<Value>,
+    /// Its personal data.
+    #[sqlx(flatten)]
+    pub pii: crate::db::stored::StoredPii,
 }
 
 /// The account's history rows after `(customer_id, valid_from)`, in key order, at most `limit`.
@@ -361,15 +307,11 @@ pub async fn rewrite_versions(
     .bind(account_id)
     .bind(rows.iter().map(|r| r.customer_id).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.valid_from).collect::<Vec<_>>())
-    .bind(
-        rows.iter()
-            .map(|r| r.first_name.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind(rows.iter().map(|r| r.last_name.clone()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.dob).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.note.clone()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| &r.raw).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| &r.pii.first_name).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| &r.pii.last_name).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.pii.dob).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| &r.pii.note).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| &r.pii.raw).collect::<Vec<_>>())
     .execute(conn)
     .await?;
     Ok(done.rows_affected())

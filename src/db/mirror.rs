@@ -196,6 +196,65 @@ pub fn dedupe_newest(rows: Vec<CustomerRow>) -> Vec<CustomerRow> {
     out
 }
 
+/// The typed columns of a page of customers as one `UNNEST` over `$2`..`$26`, named `u`: bound by
+/// [`bind_customer_columns`], shared by the mirror's upsert and the history's insert so that both
+/// read a row the same way.
+macro_rules! customer_columns {
+    () => {
+        "UNNEST($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                $8::text[], $9::timestamptz[], $10::bool[], $11::bigint[], $12::bigint[],
+                $13::bigint[], $14::bigint[], $15::bool[], $16::bool[], $17::bool[],
+                $18::timestamptz[], $19::timestamptz[], $20::timestamptz[], $21::jsonb[],
+                $22::text[], $23::text[], $24::bool[], $25::bool[], $26::jsonb[])
+            AS u(customer_id, first_name, last_name, title, company, reg, vat, dob, archived,
+                 credit, ctype, discount, tax, no_email, no_phone, no_mail, contact_ts, created,
+                 updated, raw, custom, note, note_public, has_tags, tags_json)"
+    };
+}
+pub(crate) use customer_columns;
+
+/// `$1` (the account) and `$2`..`$26` of [`customer_columns!`] from `rows`, in its order.
+pub(crate) fn customer_arguments<'a>(
+    account_id: i64,
+    rows: &[&'a CustomerRow],
+) -> Result<sqlx::postgres::PgArguments, sqlx::Error> {
+    use sqlx::Arguments;
+    let mut args = sqlx::postgres::PgArguments::default();
+    macro_rules! col {
+        ($f:expr) => {
+            args.add(rows.iter().map(|r| $f(*r)).collect::<Vec<_>>())
+                .map_err(sqlx::Error::Encode)?
+        };
+    }
+    args.add(account_id).map_err(sqlx::Error::Encode)?;
+    col!(|r: &CustomerRow| r.customer_id);
+    col!(|r: &CustomerRow| r.first_name.clone());
+    col!(|r: &CustomerRow| r.last_name.clone());
+    col!(|r: &CustomerRow| r.title.clone());
+    col!(|r: &CustomerRow| r.company.clone());
+    col!(|r: &CustomerRow| r.company_registration_number.clone());
+    col!(|r: &CustomerRow| r.vat_number.clone());
+    col!(|r: &CustomerRow| r.dob);
+    col!(|r: &CustomerRow| r.archived);
+    col!(|r: &CustomerRow| r.credit_account_id);
+    col!(|r: &CustomerRow| r.customer_type_id);
+    col!(|r: &CustomerRow| r.discount_id);
+    col!(|r: &CustomerRow| r.tax_category_id);
+    col!(|r: &CustomerRow| r.no_email);
+    col!(|r: &CustomerRow| r.no_phone);
+    col!(|r: &CustomerRow| r.no_mail);
+    col!(|r: &CustomerRow| r.contact_updated_at);
+    col!(|r: &CustomerRow| r.created_at);
+    col!(|r: &CustomerRow| r.updated_at);
+    col!(|r: &'a CustomerRow| sqlx::types::Json(r.raw.as_ref()));
+    col!(|r: &CustomerRow| r.contact_custom.clone());
+    col!(|r: &CustomerRow| r.note.clone());
+    col!(|r: &CustomerRow| r.note_is_public);
+    col!(|r: &CustomerRow| r.tags.is_some());
+    col!(|r: &CustomerRow| sqlx::types::Json(r.tags.clone().unwrap_or_default()));
+    Ok(args)
+}
+
 /// Upsert a page of customers (IDs must be unique: see [`dedupe_newest`]) and replace the contact rows
 /// of those that changed. A row is replaced by a newer version, or by the same version with different
 /// content (a Contact-only edit that did not move `timeStamp`); an older or identical one changes
@@ -209,10 +268,11 @@ pub async fn upsert_customers(
     if rows.is_empty() {
         return Ok(0);
     }
-    let col = |f: fn(&CustomerRow) -> String| rows.iter().map(f).collect::<Vec<_>>();
     let ids: Vec<i64> = rows.iter().map(|r| r.customer_id).collect();
-    let written: Vec<(i64,)> = sqlx::query_as(
-        r#"
+    let page: Vec<&CustomerRow> = rows.iter().collect();
+    let written: Vec<(i64,)> = sqlx::query_as_with(
+        concat!(
+            r#"
         INSERT INTO lightspeed.customers AS c (
             account_id, customer_id, first_name, last_name, title, company,
             company_registration_number, vat_number, dob, archived, credit_account_id,
@@ -225,14 +285,9 @@ pub async fn upsert_customers(
             CASE WHEN u.has_tags THEN
                 ARRAY(SELECT jsonb_array_elements_text(u.tags_json)) END,
             now(), NULL
-        FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                    $8::text[], $9::timestamptz[], $10::bool[], $11::bigint[], $12::bigint[],
-                    $13::bigint[], $14::bigint[], $15::bool[], $16::bool[], $17::bool[],
-                    $18::timestamptz[], $19::timestamptz[], $20::timestamptz[], $21::jsonb[],
-                    $22::text[], $23::text[], $24::bool[], $25::bool[], $26::jsonb[])
-            AS u(customer_id, first_name, last_name, title, company, reg, vat, dob, archived,
-                 credit, ctype, discount, tax, no_email, no_phone, no_mail, contact_ts, created,
-                 updated, raw, custom, note, note_public, has_tags, tags_json)
+        FROM "#,
+            customer_columns!(),
+            r#"
         ON CONFLICT (account_id, customer_id) DO UPDATE SET
             first_name = excluded.first_name, last_name = excluded.last_name,
             title = excluded.title, company = excluded.company,
@@ -250,57 +305,9 @@ pub async fn upsert_customers(
         WHERE excluded.updated_at > c.updated_at
            OR (excluded.updated_at = c.updated_at AND excluded.raw IS DISTINCT FROM c.raw)
         RETURNING customer_id
-        "#,
-    )
-    .bind(account_id)
-    .bind(&ids)
-    .bind(col(|r| r.first_name.clone()))
-    .bind(col(|r| r.last_name.clone()))
-    .bind(col(|r| r.title.clone()))
-    .bind(col(|r| r.company.clone()))
-    .bind(
-        rows.iter()
-            .map(|r| r.company_registration_number.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        rows.iter()
-            .map(|r| r.vat_number.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind(rows.iter().map(|r| r.dob).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.archived).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.credit_account_id).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.customer_type_id).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.discount_id).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.tax_category_id).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.no_email).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.no_phone).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.no_mail).collect::<Vec<_>>())
-    .bind(
-        rows.iter()
-            .map(|r| r.contact_updated_at)
-            .collect::<Vec<_>>(),
-    )
-    .bind(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.updated_at).collect::<Vec<_>>())
-    .bind(
-        rows.iter()
-            .map(|r| sqlx::types::Json(r.raw.as_ref()))
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        rows.iter()
-            .map(|r| r.contact_custom.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind(rows.iter().map(|r| r.note.clone()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.note_is_public).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.tags.is_some()).collect::<Vec<_>>())
-    .bind(
-        rows.iter()
-            .map(|r| sqlx::types::Json(r.tags.clone().unwrap_or_default()))
-            .collect::<Vec<_>>(),
+        "#
+        ),
+        customer_arguments(account_id, &page)?,
     )
     .fetch_all(&mut *conn)
     .await?;

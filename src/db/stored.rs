@@ -7,11 +7,10 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::PgConnection;
 
-/// A stored customer row's PII columns.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct StoredCustomer {
-    /// customerID
-    pub customer_id: i64,
+/// The columns of a stored customer row or history row that hold personal data outside child
+/// tables, as `--rewrite` reads and rewrites them.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct StoredPii {
     /// firstName
     pub first_name: String,
     /// lastName
@@ -22,6 +21,16 @@ pub struct StoredCustomer {
     pub note: Option<String>,
     /// The record as stored.
     pub raw: sqlx::types::Json<Value>,
+}
+
+/// A stored customer row's PII columns.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StoredCustomer {
+    /// customerID
+    pub customer_id: i64,
+    /// Its personal data.
+    #[sqlx(flatten)]
+    pub pii: StoredPii,
 }
 
 /// The account's customers marked deleted, after `after` (customer ID), at most `limit`.
@@ -61,15 +70,11 @@ pub async fn rewrite_customers(
     )
     .bind(account_id)
     .bind(rows.iter().map(|r| r.customer_id).collect::<Vec<_>>())
-    .bind(
-        rows.iter()
-            .map(|r| r.first_name.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind(rows.iter().map(|r| r.last_name.clone()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.dob).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.note.clone()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| &r.raw).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| &r.pii.first_name).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| &r.pii.last_name).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.pii.dob).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| &r.pii.note).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| &r.pii.raw).collect::<Vec<_>>())
     .execute(conn)
     .await?;
     Ok(done.rows_affected())

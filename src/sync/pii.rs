@@ -357,13 +357,8 @@ pub(crate) async fn rewrite_history(
             .into_iter()
             .filter_map(|v| {
                 let mut new = v.clone();
-                policy.rewrite_stored(&mut new);
-                let same = new.first_name == v.first_name
-                    && new.last_name == v.last_name
-                    && new.dob == v.dob
-                    && new.note == v.note
-                    && new.raw.0 == v.raw.0;
-                (!same).then_some(new)
+                policy.rewrite_stored(&mut new.pii);
+                (new.pii != v.pii).then_some(new)
             })
             .collect();
         changed += history::rewrite_versions(&mut txn, lease.account_id, &rewritten).await?;
@@ -403,21 +398,8 @@ pub(crate) async fn rewrite_deleted(
             .into_iter()
             .filter_map(|r| {
                 let mut new = r.clone();
-                policy.text(g.name, &mut new.first_name);
-                policy.text(g.name, &mut new.last_name);
-                if g.dob != PiiAction::Keep {
-                    new.dob = None;
-                }
-                policy.opt_text(g.note, &mut new.note);
-                policy.apply_raw(&mut new.raw.0);
-                let same = (
-                    &new.first_name,
-                    &new.last_name,
-                    new.dob,
-                    &new.note,
-                    &new.raw.0,
-                ) == (&r.first_name, &r.last_name, r.dob, &r.note, &r.raw.0);
-                (!same).then_some(new)
+                policy.rewrite_stored(&mut new.pii);
+                (new.pii != r.pii).then_some(new)
             })
             .collect();
         changed += stored::rewrite_customers(&mut txn, account_id, &rewritten).await?;
@@ -458,7 +440,8 @@ pub(crate) async fn rewrite_deleted(
 
 impl PiiPolicy {
     /// Apply the policy to a stored history row (its typed PII columns and `raw`).
-    fn rewrite_stored(&self, v: &mut crate::db::history::StoredVersion) {
+    /// Apply the policy to stored personal data (a customer row or a history version).
+    fn rewrite_stored(&self, v: &mut crate::db::stored::StoredPii) {
         let g = self.groups;
         self.text(g.name, &mut v.first_name);
         self.text(g.name, &mut v.last_name);
