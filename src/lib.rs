@@ -3,6 +3,7 @@
 //! # Layout
 //!
 //! - [`cli`]: the command line (one function per command, exit codes).
+//! - [`model`]: the words every layer shares (`AccountId`, streams, kinds, run and credential states).
 //! - [`config`]: the typed settings tree (defaults → `config.toml` → `LSSYNC__*` env), secrets redacted.
 //! - [`telemetry`]: tracing setup (human on a terminal, JSON otherwise).
 //! - [`db`]: pool, embedded migrations, one small function per statement.
@@ -14,6 +15,7 @@
 //!
 //! The client knows nothing of Postgres and the database code nothing of HTTP; the sync engine is
 //! where they meet. See `docs/architecture.md`.
+
 #![forbid(unsafe_code)]
 
 pub mod app;
@@ -22,6 +24,7 @@ pub mod config;
 pub mod daemon;
 pub mod db;
 pub mod lightspeed;
+pub mod model;
 pub mod sim;
 pub mod sync;
 pub mod telemetry;

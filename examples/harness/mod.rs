@@ -86,7 +86,7 @@ impl BenchDb {
                 refresh_token: &refresh,
                 access_expires_at: Utc::now() + chrono::Duration::seconds(pair.expires_in as i64),
             };
-            store.save_authorized(account, name, &tokens).await?;
+            store.save_authorized(account.into(), name, &tokens).await?;
         }
         Ok(BenchDb {
             admin,

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::config::Settings;
+use crate::model::AccountId;
 use crate::tokens::authorize::{self, AuthorizeOptions, Disconnected};
 use crate::tokens::crypto::Keyring;
 
@@ -23,7 +24,7 @@ pub struct AuthorizeArgs {
 pub struct DisconnectArgs {
     /// The Lightspeed account ID to disconnect.
     #[arg(long, value_name = "ID")]
-    pub account: u64,
+    pub account: AccountId,
     /// Delete the credentials even if they cannot be decrypted or revoked at Lightspeed.
     #[arg(long)]
     pub force: bool,

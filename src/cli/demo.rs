@@ -73,7 +73,7 @@ pub async fn run(settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
     let accounts: Vec<_> = crate::tokens::store::list_accounts(&pool)
         .await?
         .into_iter()
-        .filter(|a| sim_accounts.contains(&a.account_id))
+        .filter(|a| sim_accounts.contains(&a.account_id.get()))
         .collect();
     let streams = super::sync::streams(None, false);
     let outcomes = super::sync::sync_all(

@@ -19,6 +19,7 @@ use crate::lightspeed::query::{Archived, CustomerQuery};
 use crate::lightspeed::wire::audit::{self, Shape};
 use crate::lightspeed::wire::{Customer, DetailShape, WireError};
 use crate::lightspeed::{ApiClient, TokenProvider};
+use crate::model::AccountId;
 use crate::tokens::TokenSource;
 use crate::tokens::store::{self, AccountStatus};
 
@@ -27,7 +28,7 @@ use crate::tokens::store::{self, AccountStatus};
 pub struct DoctorArgs {
     /// Only these accounts (repeatable). Default: every connected account.
     #[arg(long = "account", value_name = "ID")]
-    pub accounts: Vec<u64>,
+    pub accounts: Vec<AccountId>,
 }
 
 /// Customers in the sample page.
@@ -209,7 +210,7 @@ async fn database(settings: &Settings, r: &mut Report<'_>) -> anyhow::Result<Opt
 }
 
 async fn account(
-    id: u64,
+    id: AccountId,
     status: AccountStatus,
     tokens: &TokenSource,
     api: &ApiClient,
@@ -359,7 +360,7 @@ fn contact_summary(records: &[Customer]) -> String {
 }
 
 /// The bucket the server reported, and from it and the account's size an estimate of a first sync.
-async fn rate_limits(id: u64, api: &ApiClient, r: &mut Report<'_>) -> anyhow::Result<()> {
+async fn rate_limits(id: AccountId, api: &ApiClient, r: &mut Report<'_>) -> anyhow::Result<()> {
     let pacer = api.pacer(id);
     let page_cost = pacer.cost();
     let Some(bucket) = pacer.bucket() else {

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::config::Settings;
 use crate::db::credentials;
+use crate::model::AccountId;
 use crate::tokens::crypto::Keyring;
 use crate::tokens::store::{RekeyOutcome, TokenStore};
 
@@ -24,7 +25,7 @@ pub struct RekeySummary {
     /// Rows already under the current key.
     pub current: usize,
     /// Accounts whose rows could not be re-encrypted, with the reason.
-    pub failed: Vec<(u64, String)>,
+    pub failed: Vec<(AccountId, String)>,
 }
 
 /// Run `rekey`.
@@ -86,7 +87,7 @@ pub async fn rekey_all(
     let current = store.keyring().current_version();
     let mut summary = RekeySummary::default();
     for id in ids {
-        let account_id = id as u64;
+        let account_id = id;
         match store.rekey(account_id, LOCK_WAIT).await {
             Ok(RekeyOutcome::Reencrypted { from }) => {
                 summary.reencrypted += 1;

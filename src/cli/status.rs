@@ -93,14 +93,15 @@ pub fn table(report: &StatusReport) -> String {
 mod tests {
     use super::*;
     use crate::daemon::status::{AccountView, StreamView};
+    use crate::model::{RunStatus, Stream};
 
     #[test]
     fn the_table_strips_control_characters_from_names_and_errors() {
         let stream = StreamView {
-            stream: "customers".into(),
+            stream: Stream::Customers,
             last_success_at: None,
             lag_seconds: None,
-            last_status: Some("failed".into()),
+            last_status: Some(RunStatus::Failed),
             last_kind: None,
             last_started_at: None,
             last_finished_at: None,
@@ -114,7 +115,7 @@ mod tests {
         let report = StatusReport {
             generated_at: chrono::Utc::now(),
             accounts: vec![AccountView {
-                account_id: 9,
+                account_id: 9.into(),
                 name: "Caf\u{e9}\u{1b}[2J\u{1b}[31mRed".into(),
                 authorization: "needs_reauth".into(),
                 authorization_reason: Some("revoked\u{1b}[8m".into()),

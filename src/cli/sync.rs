@@ -14,6 +14,7 @@ use crate::app::{App, Database};
 use crate::config::Settings;
 use crate::db::leases;
 use crate::lightspeed::CallStats;
+use crate::model::AccountId;
 use crate::sync::account::{Skipped, sync_account};
 use crate::sync::lease::Presence;
 use crate::sync::{Engine, Kind, Progress, RunReport, RunStatus, Stream};
@@ -24,7 +25,7 @@ use crate::tokens::store::{self, AccountCredentialInfo};
 pub struct SyncArgs {
     /// Only these accounts (repeatable). Default: every connected account.
     #[arg(long = "account", value_name = "ID")]
-    pub accounts: Vec<u64>,
+    pub accounts: Vec<AccountId>,
     /// Only this stream. Default: accounts, then customers.
     #[arg(long, value_enum)]
     pub stream: Option<StreamArg>,
@@ -199,7 +200,7 @@ pub async fn sync_waiting(
             _ = tokio::time::sleep(pause) => {}
             _ = cancel.cancelled() => break,
         }
-        let ids: Vec<i64> = busy.iter().map(|a| a.account_id as i64).collect();
+        let ids: Vec<AccountId> = busy.iter().map(|a| a.account_id).collect();
         let free = match leases::takeable(&engine.pool, &ids).await {
             Ok(free) => free,
             Err(e) => {
@@ -210,9 +211,8 @@ pub async fn sync_waiting(
         if free.is_empty() {
             continue;
         }
-        let (ready, still): (Vec<_>, Vec<_>) = busy
-            .into_iter()
-            .partition(|a| free.contains(&(a.account_id as i64)));
+        let (ready, still): (Vec<_>, Vec<_>) =
+            busy.into_iter().partition(|a| free.contains(&a.account_id));
         busy = still;
         for (account, outcome) in sync_some(engine, ready, streams, max_accounts, cancel).await {
             match outcome {
@@ -261,7 +261,7 @@ pub fn streams(only: Option<StreamArg>, full: bool) -> Vec<(Stream, Kind)> {
 
 async fn select_accounts(
     pool: &sqlx::PgPool,
-    wanted: &[u64],
+    wanted: &[AccountId],
 ) -> anyhow::Result<Vec<AccountCredentialInfo>> {
     let all = store::list_accounts(pool)
         .await
@@ -381,7 +381,7 @@ impl Default for TerminalProgress {
 }
 
 impl Progress for TerminalProgress {
-    fn page(&self, _account: u64, _stream: Stream, records: usize, stats: &CallStats) {
+    fn page(&self, _account: AccountId, _stream: Stream, records: usize, stats: &CallStats) {
         let pages = self.pages.fetch_add(1, Ordering::Relaxed) + 1;
         let total = self.records.fetch_add(records as u64, Ordering::Relaxed) + records as u64;
         let waited = self

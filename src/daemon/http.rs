@@ -39,6 +39,8 @@ use tokio_util::task::TaskTracker;
 use super::worker::Worker;
 use super::{metrics, status};
 
+use crate::model::AccountId;
+
 /// How long `/readyz` waits for the database.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -243,7 +245,7 @@ pub struct PageQuery {
 
 async fn status_page(State(state): State<AppState>, Query(query): Query<PageQuery>) -> Response {
     let api = state.worker.engine().api.clone();
-    let pace = move |account: u64| api.known_pace(account);
+    let pace = move |account: AccountId| api.known_pace(account);
     let collect = status::collect_paced(&state.pool, &pace);
     let html_error = |status: StatusCode, message: String| {
         (

@@ -13,7 +13,8 @@ use secrecy::SecretString;
 use sqlx::PgPool;
 
 use crate::lightspeed::{AuthFailure, BoxFuture, TokenProvider};
-use crate::tokens::store::{AccountCredentialInfo, AccountStatus, list_accounts};
+use crate::model::{AccountId, AccountStatus, RunStatus, Stream};
+use crate::tokens::store::{AccountCredentialInfo, list_accounts};
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -106,9 +107,9 @@ fn describe() {
         "Accounts with a sync running or waiting for a slot in this process"
     );
     metrics::counter!("lightspeed_sync_customers_erased_total").absolute(0);
-    for stream in ["accounts", "customers"] {
-        for status in ["succeeded", "failed", "interrupted"] {
-            metrics::counter!("lightspeed_sync_runs_total", "stream" => stream, "status" => status)
+    for stream in Stream::ALL {
+        for status in RunStatus::FINISHED {
+            metrics::counter!("lightspeed_sync_runs_total", "stream" => stream.as_str(), "status" => status.as_str())
                 .absolute(0);
         }
     }
@@ -126,9 +127,10 @@ pub fn set_account_gauges(accounts: &[AccountCredentialInfo]) {
         .iter()
         .filter(|a| a.status == AccountStatus::NeedsReauth)
         .count();
-    metrics::gauge!("lightspeed_accounts", "authorization" => "connected")
+    metrics::gauge!("lightspeed_accounts", "authorization" => AccountStatus::Connected.as_str())
         .set((accounts.len() - needs) as f64);
-    metrics::gauge!("lightspeed_accounts", "authorization" => "needs_reauth").set(needs as f64);
+    metrics::gauge!("lightspeed_accounts", "authorization" => AccountStatus::NeedsReauth.as_str())
+        .set(needs as f64);
 }
 
 /// Refresh the gauges read from the database: accounts by authorization state, last success and lag
@@ -142,7 +144,7 @@ pub async fn refresh_db_gauges(pool: &PgPool) -> Result<(), sqlx::Error> {
                 .set(at.timestamp() as f64);
         }
     }
-    let rows: Vec<(i64, String, Option<f64>, Option<f64>)> = sqlx::query_as(
+    let rows: Vec<(AccountId, Stream, Option<f64>, Option<f64>)> = sqlx::query_as(
         "SELECT account_id, stream, extract(epoch FROM last_success_at)::float8,
                 extract(epoch FROM lag)::float8
          FROM lightspeed.sync_status",
@@ -152,18 +154,16 @@ pub async fn refresh_db_gauges(pool: &PgPool) -> Result<(), sqlx::Error> {
     for (account, stream, last, lag) in rows {
         let account = account.to_string();
         if let (Some(last), Some(lag)) = (last, lag) {
-            metrics::gauge!("lightspeed_sync_last_success_timestamp_seconds", "account" => account.clone(), "stream" => stream.clone())
+            metrics::gauge!("lightspeed_sync_last_success_timestamp_seconds", "account" => account.clone(), "stream" => stream.as_str())
                 .set(last);
-            metrics::gauge!("lightspeed_sync_lag_seconds", "account" => account, "stream" => stream)
+            metrics::gauge!("lightspeed_sync_lag_seconds", "account" => account, "stream" => stream.as_str())
                 .set(lag);
         }
     }
     // Every connected account's streams, so a stream that spent nothing today reads 0.
-    let mut drips: std::collections::BTreeMap<(i64, String), f64> = accounts
+    let mut drips: std::collections::BTreeMap<(AccountId, Stream), f64> = accounts
         .iter()
-        .flat_map(|a| {
-            ["accounts", "customers"].map(|s| ((a.account_id as i64, s.to_string()), 0.0))
-        })
+        .flat_map(|a| Stream::ALL.map(|s| ((a.account_id, s), 0.0)))
         .collect();
     drips.extend(
         super::status::drips_last_day(pool)
@@ -172,7 +172,7 @@ pub async fn refresh_db_gauges(pool: &PgPool) -> Result<(), sqlx::Error> {
             .map(|(a, s, d)| ((a, s), d)),
     );
     for ((account, stream), d) in drips {
-        metrics::gauge!("lightspeed_sync_drips_24h", "account" => account.to_string(), "stream" => stream)
+        metrics::gauge!("lightspeed_sync_drips_24h", "account" => account.to_string(), "stream" => stream.as_str())
             .set(d);
     }
     Ok(())
@@ -189,13 +189,16 @@ pub fn render() -> String {
 pub struct CountingTokens<T>(pub Arc<T>);
 
 impl<T: TokenProvider + 'static> TokenProvider for CountingTokens<T> {
-    fn access_token(&self, account_id: u64) -> BoxFuture<'_, Result<SecretString, AuthFailure>> {
+    fn access_token(
+        &self,
+        account_id: AccountId,
+    ) -> BoxFuture<'_, Result<SecretString, AuthFailure>> {
         Box::pin(async move { count(self.0.access_token(account_id).await) })
     }
 
     fn token_rejected<'a>(
         &'a self,
-        account_id: u64,
+        account_id: AccountId,
         rejected: &'a SecretString,
     ) -> BoxFuture<'a, Result<SecretString, AuthFailure>> {
         metrics::counter!("lightspeed_token_rejected_total").increment(1);

@@ -8,6 +8,8 @@ use std::fmt::Write as _;
 
 use super::status::{AccountView, STATES, StatusReport, StreamView, human_secs, progress};
 
+use crate::model::{RunStatus, Stream};
+
 /// How the rows are ordered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sort {
@@ -205,7 +207,7 @@ fn row(out: &mut String, a: &AccountView) {
         out.push_str("</div>");
     }
     out.push_str("</td>");
-    for name in ["accounts", "customers"] {
+    for name in Stream::ALL {
         match a.streams.iter().find(|s| s.stream == name) {
             Some(s) => stream_cell(out, s),
             None => out.push_str("<td>never</td>"),
@@ -213,7 +215,7 @@ fn row(out: &mut String, a: &AccountView) {
     }
     let lag = a.max_lag().map_or("never".to_string(), human_secs);
     let _ = write!(out, "<td class=\"num\">{}</td>", escape(&lag));
-    let customers = a.streams.iter().find(|s| s.stream == "customers");
+    let customers = a.streams.iter().find(|s| s.stream == Stream::Customers);
     let rows = customers
         .and_then(|s| s.last_rows)
         .map_or("-".to_string(), |r| r.to_string());
@@ -221,7 +223,7 @@ fn row(out: &mut String, a: &AccountView) {
     let running: Vec<String> = a
         .streams
         .iter()
-        .filter(|s| s.last_status.as_deref() == Some("running"))
+        .filter(|s| s.last_status == Some(RunStatus::Running))
         .map(|s| format!("{}: {}", s.stream, progress(s)))
         .collect();
     let _ = write!(
@@ -236,7 +238,7 @@ fn row(out: &mut String, a: &AccountView) {
     let errors: Vec<String> = a
         .streams
         .iter()
-        .filter(|s| s.last_status.as_deref() != Some("succeeded"))
+        .filter(|s| s.last_status != Some(RunStatus::Succeeded))
         .filter_map(|s| s.last_error.as_ref().map(|e| format!("{}: {e}", s.stream)))
         .collect();
     let _ = writeln!(
@@ -256,7 +258,7 @@ fn stream_cell(out: &mut String, s: &StreamView) {
         "<td><span class=\"when\">{}</span><br><small>lag {} · last run {}</small></td>",
         escape(&success),
         escape(&lag),
-        escape(s.last_status.as_deref().unwrap_or("-"))
+        escape(s.last_status.map_or("-", RunStatus::as_str))
     );
 }
 

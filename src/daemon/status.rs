@@ -9,10 +9,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgPool;
 
-use crate::tokens::store::{AccountStatus, list_accounts};
-
-/// The streams every account has, in display order.
-const STREAMS: [&str; 2] = ["accounts", "customers"];
+use crate::model::{AccountId, AccountStatus, Kind, RunStatus, Stream};
+use crate::tokens::store::list_accounts;
 
 /// The whole report (the JSON of `status --json` and `/status`).
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
@@ -27,7 +25,7 @@ pub struct StatusReport {
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct AccountView {
     /// Lightspeed account ID.
-    pub account_id: u64,
+    pub account_id: AccountId,
     /// Its name (from the accounts stream, else as stored when it was connected).
     pub name: String,
     /// `connected`, `needs_reauth`, or `disconnected` (run history but no credentials).
@@ -54,16 +52,12 @@ impl AccountView {
             "disconnected" => return "disconnected",
             _ => {}
         }
-        let statuses: Vec<Option<&str>> = self
-            .streams
-            .iter()
-            .map(|s| s.last_status.as_deref())
-            .collect();
-        if statuses.contains(&Some("running")) {
+        let statuses: Vec<Option<RunStatus>> = self.streams.iter().map(|s| s.last_status).collect();
+        if statuses.contains(&Some(RunStatus::Running)) {
             "syncing"
         } else if statuses
             .iter()
-            .any(|s| matches!(s, Some("failed" | "interrupted")))
+            .any(|s| matches!(s, Some(RunStatus::Failed | RunStatus::Interrupted)))
         {
             "failing"
         } else if self.streams.iter().any(|s| s.last_success_at.is_none()) {
@@ -96,15 +90,15 @@ pub const STATES: [&str; 6] = [
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct StreamView {
     /// `accounts` or `customers`.
-    pub stream: String,
+    pub stream: Stream,
     /// End of the last successful run.
     pub last_success_at: Option<DateTime<Utc>>,
     /// Seconds since then.
     pub lag_seconds: Option<f64>,
     /// Status of the last run: `running`, `succeeded`, `failed`, `interrupted`; none if never run.
-    pub last_status: Option<String>,
-    /// Kind of the last run: `incremental` or `full`.
-    pub last_kind: Option<String>,
+    pub last_status: Option<RunStatus>,
+    /// Kind of the last run: `incremental`, `full` or `contacts`.
+    pub last_kind: Option<Kind>,
     /// Start of the last run.
     pub last_started_at: Option<DateTime<Utc>>,
     /// End of the last run.
@@ -139,12 +133,12 @@ impl StreamView {
 }
 
 type StreamRow = (
-    i64,
-    String,
+    AccountId,
+    Stream,
     Option<DateTime<Utc>>,
     Option<f64>,
-    Option<String>,
-    Option<String>,
+    Option<RunStatus>,
+    Option<Kind>,
     Option<DateTime<Utc>>,
     Option<DateTime<Utc>>,
     Option<i64>,
@@ -162,16 +156,17 @@ pub async fn collect(pool: &PgPool) -> Result<StatusReport, sqlx::Error> {
 /// known (the daemon asks its pacers).
 pub async fn collect_paced(
     pool: &PgPool,
-    pace: &(dyn Fn(u64) -> Option<f64> + Sync),
+    pace: &(dyn Fn(AccountId) -> Option<f64> + Sync),
 ) -> Result<StatusReport, sqlx::Error> {
     let generated_at: DateTime<Utc> = sqlx::query_scalar("SELECT now()").fetch_one(pool).await?;
     let credentials = list_accounts(pool).await?;
-    let names: BTreeMap<i64, String> =
-        sqlx::query_as::<_, (i64, String)>("SELECT account_id, name FROM lightspeed.accounts")
-            .fetch_all(pool)
-            .await?
-            .into_iter()
-            .collect();
+    let names: BTreeMap<AccountId, String> = sqlx::query_as::<_, (AccountId, String)>(
+        "SELECT account_id, name FROM lightspeed.accounts",
+    )
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .collect();
     let rows: Vec<StreamRow> = sqlx::query_as(
         "SELECT s.account_id, s.stream, s.last_success_at, extract(epoch FROM s.lag)::float8,
                 s.last_status, r.kind, r.started_at, r.finished_at, r.rows, s.last_error,
@@ -189,17 +184,14 @@ pub async fn collect_paced(
     )
     .fetch_all(pool)
     .await?;
-    let mut drips: BTreeMap<(u64, String), f64> = drips_last_day(pool)
+    let mut drips: BTreeMap<(AccountId, Stream), f64> = drips_last_day(pool)
         .await?
         .into_iter()
-        .map(|(a, s, d)| ((a as u64, s), d))
+        .map(|(a, s, d)| ((a, s), d))
         .collect();
-    let mut accounts: BTreeMap<u64, AccountView> = BTreeMap::new();
+    let mut accounts: BTreeMap<AccountId, AccountView> = BTreeMap::new();
     for c in credentials {
-        let name = names
-            .get(&(c.account_id as i64))
-            .cloned()
-            .unwrap_or(c.account_name);
+        let name = names.get(&c.account_id).cloned().unwrap_or(c.account_name);
         let needs = c.status == AccountStatus::NeedsReauth;
         accounts.insert(
             c.account_id,
@@ -215,14 +207,13 @@ pub async fn collect_paced(
             },
         );
     }
-    let mut by_stream: BTreeMap<(u64, String), StreamView> = BTreeMap::new();
+    let mut by_stream: BTreeMap<(AccountId, Stream), StreamView> = BTreeMap::new();
     for (id, stream, success, lag, status, kind, started, finished, rows, error, pages, expected) in
         rows
     {
-        let id = id as u64;
         accounts.entry(id).or_insert_with(|| AccountView {
             account_id: id,
-            name: names.get(&(id as i64)).cloned().unwrap_or_default(),
+            name: names.get(&id).cloned().unwrap_or_default(),
             authorization: "disconnected".into(),
             authorization_reason: None,
             authorization_changed_at: None,
@@ -230,14 +221,14 @@ pub async fn collect_paced(
             state: String::new(),
             streams: Vec::new(),
         });
-        let running = status.as_deref() == Some("running");
+        let running = status == Some(RunStatus::Running);
         let expected = expected.filter(|_| running);
         let eta = expected.map(|e| {
             let left = f64::from((e - pages.unwrap_or(0)).max(0));
             left * pace(id).unwrap_or(1.0)
         });
         let view = StreamView {
-            stream: stream.clone(),
+            stream,
             last_success_at: success,
             lag_seconds: lag,
             last_status: status,
@@ -249,14 +240,14 @@ pub async fn collect_paced(
             last_pages: pages,
             expected_pages: expected,
             eta_seconds: eta,
-            drips_24h: drips.remove(&(id, stream.clone())).unwrap_or(0.0),
+            drips_24h: drips.remove(&(id, stream)).unwrap_or(0.0),
         };
         by_stream.insert((id, stream), view);
     }
     for (id, account) in accounts.iter_mut() {
-        for stream in STREAMS {
+        for stream in Stream::ALL {
             let view = by_stream
-                .remove(&(*id, stream.to_string()))
+                .remove(&(*id, stream))
                 .unwrap_or_else(|| never_run(stream));
             account.streams.push(view);
         }
@@ -270,7 +261,7 @@ pub async fn collect_paced(
 
 /// Per account and stream, the drips spent by the runs started in the last 24 hours
 /// (`lightspeed_sync.runs.drips`).
-pub async fn drips_last_day(pool: &PgPool) -> Result<Vec<(i64, String, f64)>, sqlx::Error> {
+pub async fn drips_last_day(pool: &PgPool) -> Result<Vec<(AccountId, Stream, f64)>, sqlx::Error> {
     sqlx::query_as(
         "SELECT account_id, stream, sum(drips)::float8 FROM lightspeed_sync.runs
          WHERE started_at > now() - interval '24 hours'
@@ -280,9 +271,9 @@ pub async fn drips_last_day(pool: &PgPool) -> Result<Vec<(i64, String, f64)>, sq
     .await
 }
 
-fn never_run(stream: &str) -> StreamView {
+fn never_run(stream: Stream) -> StreamView {
     StreamView {
-        stream: stream.into(),
+        stream,
         last_success_at: None,
         lag_seconds: None,
         last_status: None,
@@ -338,7 +329,7 @@ pub fn render_table(report: &StatusReport) -> String {
                 } else {
                     a.state.clone()
                 },
-                s.stream.clone(),
+                s.stream.to_string(),
                 s.last_success_at
                     .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
                     .unwrap_or_else(|| "never".into()),
@@ -346,11 +337,11 @@ pub fn render_table(report: &StatusReport) -> String {
                 s.last_rows
                     .map(|r| r.to_string())
                     .unwrap_or_else(|| "-".into()),
-                s.last_status.clone().unwrap_or_else(|| "-".into()),
+                s.last_status.map_or_else(|| "-".into(), |s| s.to_string()),
                 progress(s),
             ]);
-            if let (Some(status), Some(error)) = (&s.last_status, &s.last_error)
-                && status != "succeeded"
+            if let (Some(status), Some(error)) = (s.last_status, &s.last_error)
+                && status != RunStatus::Succeeded
             {
                 notes.push(format!(
                     "account {} {}: last run {status}: {error}",
@@ -382,7 +373,7 @@ pub fn render_table(report: &StatusReport) -> String {
 
 /// The running run's progress: `12/40 pages, ~28s left`; `-` when nothing runs.
 pub fn progress(s: &StreamView) -> String {
-    if s.last_status.as_deref() != Some("running") {
+    if s.last_status != Some(RunStatus::Running) {
         return "-".into();
     }
     let pages = s.last_pages.unwrap_or(0);

@@ -21,6 +21,7 @@ use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::model::AccountId;
 use crate::sync::account::{Skipped, sync_account_with_ttl};
 use crate::sync::{Engine, Kind, RunStatus, Stream};
 use crate::tokens::store::{AccountCredentialInfo, AccountStatus, list_accounts};
@@ -30,8 +31,8 @@ pub const DEFAULT_FULL_WALK_EVERY: Duration = Duration::from_secs(7 * 24 * 3600)
 
 /// Where in the `every` period account `id`'s walks fall: a stable hash of the ID (splitmix64), so
 /// accounts connected together do not all walk the same night.
-pub fn stagger(id: u64, every: Duration) -> Duration {
-    let mut z = id.wrapping_add(0x9e37_79b9_7f4a_7c15);
+pub fn stagger(id: AccountId, every: Duration) -> Duration {
+    let mut z = id.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^= z >> 31;
@@ -43,7 +44,11 @@ pub fn stagger(id: u64, every: Duration) -> Duration {
 /// (`lightspeed_sync.full_walks`) is at least `every` old; an account never walked in full is due
 /// [`stagger`] after its first successful customers run (so a fleet connected the same day spreads
 /// its walks over the period), and right away when it has none.
-pub async fn full_walk_due(engine: &Engine, id: u64, every: Duration) -> Result<bool, sqlx::Error> {
+pub async fn full_walk_due(
+    engine: &Engine,
+    id: AccountId,
+    every: Duration,
+) -> Result<bool, sqlx::Error> {
     let (last, first, now): (
         Option<chrono::DateTime<chrono::Utc>>,
         Option<chrono::DateTime<chrono::Utc>>,
@@ -54,7 +59,7 @@ pub async fn full_walk_due(engine: &Engine, id: u64, every: Duration) -> Result<
                  WHERE account_id = $1 AND stream = 'customers' AND status = 'succeeded'),
                 now()",
     )
-    .bind(id as i64)
+    .bind(id)
     .fetch_one(&engine.pool)
     .await?;
     let age = |t: chrono::DateTime<chrono::Utc>| (now - t).to_std().unwrap_or_default();
@@ -132,11 +137,11 @@ impl Tick {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TickReport {
     /// Accounts whose task was started by this tick.
-    pub started: Vec<u64>,
+    pub started: Vec<AccountId>,
     /// Accounts that already had a task: the jobs were added to (or already in) its pending set.
-    pub coalesced: Vec<u64>,
+    pub coalesced: Vec<AccountId>,
     /// Accounts skipped because they need re-authorization.
-    pub needs_reauth: Vec<u64>,
+    pub needs_reauth: Vec<AccountId>,
     /// True when the worker is closed (shutting down) and nothing was enqueued.
     pub closed: bool,
 }
@@ -173,7 +178,7 @@ struct Inner {
 struct State {
     closed: bool,
     /// Accounts with a task, and their jobs not yet started.
-    accounts: HashMap<u64, Pending>,
+    accounts: HashMap<AccountId, Pending>,
 }
 
 struct Pending {
@@ -230,7 +235,7 @@ impl Worker {
             let id = account.account_id;
             if account.status == AccountStatus::NeedsReauth {
                 tracing::warn!(
-                    account = id,
+                    account.id = id.get(),
                     tick = tick.as_str(),
                     reason = account.status_reason.as_deref().unwrap_or(""),
                     "account {id} needs re-authorization; skipped (run `lightspeed-sync authorize` to reconnect it)"
@@ -327,7 +332,7 @@ impl Worker {
     /// The account's task: wait for one of the `sync.max_accounts` slots (FIFO), run the pending
     /// jobs as one batch under the account's lease, give the slot back, and go again (behind the
     /// accounts waiting) while jobs arrived meanwhile.
-    async fn account_task(self, id: u64) {
+    async fn account_task(self, id: AccountId) {
         loop {
             let permit = tokio::select! {
                 biased;
@@ -346,7 +351,7 @@ impl Worker {
                 .tracker
                 .spawn(async move { worker.run_batch(&account, &jobs).await });
             if let Err(e) = run.await {
-                tracing::error!(account = id, error = %e, "a sync task panicked");
+                tracing::error!(account.id = id.get(), error = %e, "a sync task panicked");
             }
             drop(permit);
             if !self.has_pending(id) {
@@ -356,7 +361,7 @@ impl Worker {
     }
 
     /// The pending jobs of the account, emptied; `None` when there are none or the worker is stopping.
-    fn take_batch(&self, id: u64) -> Option<(AccountCredentialInfo, Vec<Job>)> {
+    fn take_batch(&self, id: AccountId) -> Option<(AccountCredentialInfo, Vec<Job>)> {
         if self.inner.cancel.is_cancelled() {
             return None;
         }
@@ -374,7 +379,7 @@ impl Worker {
 
     /// After a batch: true if more jobs are pending; otherwise the account's task ends here, under
     /// the same lock that `enqueue` takes, so no job can be added to a task that is going away.
-    fn has_pending(&self, id: u64) -> bool {
+    fn has_pending(&self, id: AccountId) -> bool {
         let mut state = self.state();
         let more = state.accounts.get(&id).is_some_and(|p| !p.jobs.is_empty());
         if !more || self.inner.cancel.is_cancelled() {
@@ -386,7 +391,7 @@ impl Worker {
         true
     }
 
-    fn finish(&self, id: u64) {
+    fn finish(&self, id: AccountId) {
         self.state().accounts.remove(&id);
         self.inner.idle.notify_waiters();
     }
@@ -401,14 +406,14 @@ impl Worker {
                 match full_walk_due(engine, id, self.inner.full_walk_every).await {
                     Ok(true) => {
                         tracing::info!(
-                            account = id,
+                            account.id = id.get(),
                             "the periodic full walk is due (schedule.full_walk_every)"
                         );
                         sk.1 = Kind::Full;
                     }
                     Ok(false) => {}
                     Err(e) => {
-                        tracing::warn!(account = id, error = %e, "could not read when the account was last walked in full; walking it");
+                        tracing::warn!(account.id = id.get(), error = %e, "could not read when the account was last walked in full; walking it");
                         sk.1 = Kind::Full;
                     }
                 }
@@ -429,25 +434,30 @@ impl Worker {
                     .iter()
                     .filter(|r| r.status == RunStatus::Failed)
                     .count();
-                tracing::debug!(account = id, runs = reports.len(), failed, "batch done");
+                tracing::debug!(
+                    account.id = id.get(),
+                    runs = reports.len(),
+                    failed,
+                    "batch done"
+                );
             }
             Err(Skipped::Busy { .. }) => {
                 metrics::counter!("lightspeed_daemon_skipped_total", "reason" => "busy")
                     .increment(1);
                 tracing::debug!(
-                    account = id,
+                    account.id = id.get(),
                     "account is being synced by another replica; skipped"
                 );
             }
             Err(e @ Skipped::NeedsReauth { .. }) => {
                 metrics::counter!("lightspeed_daemon_skipped_total", "reason" => "needs_reauth")
                     .increment(1);
-                tracing::warn!(account = id, "{e}");
+                tracing::warn!(account.id = id.get(), "{e}");
             }
             Err(e @ Skipped::Lease { .. }) => {
                 metrics::counter!("lightspeed_daemon_skipped_total", "reason" => "lease_error")
                     .increment(1);
-                tracing::warn!(account = id, error.message = %e, "could not take the account's lease; skipped");
+                tracing::warn!(account.id = id.get(), error.message = %e, "could not take the account's lease; skipped");
             }
         }
     }

@@ -7,16 +7,13 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 
-/// Status of an account whose tokens work.
-pub const CONNECTED: &str = "connected";
-/// Status of an account whose refresh token was rejected: a person must run `authorize`.
-pub const NEEDS_REAUTH: &str = "needs_reauth";
+use crate::model::{AccountId, AccountStatus};
 
 /// A whole row (ciphertexts included).
 #[derive(Clone, sqlx::FromRow)]
 pub struct CredentialRow {
     /// Lightspeed account ID.
-    pub account_id: i64,
+    pub account_id: AccountId,
     /// Account name (may be empty).
     pub account_name: String,
     /// Version of the key the tokens are encrypted with.
@@ -30,7 +27,7 @@ pub struct CredentialRow {
     /// Bumped on every stored rotation or re-authorization.
     pub generation: i64,
     /// `connected` or `needs_reauth`.
-    pub status: String,
+    pub status: AccountStatus,
     /// Why the status last changed.
     pub status_reason: Option<String>,
     /// When the status last changed.
@@ -59,7 +56,7 @@ pub struct CredentialState {
     /// Bumped on every stored rotation.
     pub generation: i64,
     /// `connected` or `needs_reauth`.
-    pub status: String,
+    pub status: AccountStatus,
     /// Why the status last changed.
     pub status_reason: Option<String>,
     /// When the access token expires.
@@ -74,11 +71,11 @@ pub struct CredentialState {
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct CredentialSummary {
     /// Lightspeed account ID.
-    pub account_id: i64,
+    pub account_id: AccountId,
     /// Account name.
     pub account_name: String,
     /// `connected` or `needs_reauth`.
-    pub status: String,
+    pub status: AccountStatus,
     /// Why the status last changed.
     pub status_reason: Option<String>,
     /// When the status last changed.
@@ -110,7 +107,7 @@ const COLUMNS: &str = "account_id, account_name, key_version, access_token_enc, 
 /// generation bumped. Returns the new generation.
 pub async fn upsert_authorized(
     ex: impl PgExecutor<'_>,
-    account_id: i64,
+    account_id: AccountId,
     account_name: &str,
     pair: &EncryptedPair<'_>,
 ) -> Result<i64, sqlx::Error> {
@@ -148,7 +145,7 @@ pub async fn upsert_authorized(
 /// The row, without locking.
 pub async fn select(
     ex: impl PgExecutor<'_>,
-    account_id: i64,
+    account_id: AccountId,
 ) -> Result<Option<CredentialRow>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM lightspeed_sync.credentials WHERE account_id = $1");
     sqlx::query_as(sqlx::AssertSqlSafe(sql))
@@ -160,7 +157,7 @@ pub async fn select(
 /// The row, locked until the end of the caller's transaction (`FOR UPDATE`).
 pub async fn select_for_update(
     ex: impl PgExecutor<'_>,
-    account_id: i64,
+    account_id: AccountId,
 ) -> Result<Option<CredentialRow>, sqlx::Error> {
     let sql = format!(
         "SELECT {COLUMNS} FROM lightspeed_sync.credentials WHERE account_id = $1 FOR UPDATE"
@@ -174,7 +171,7 @@ pub async fn select_for_update(
 /// Generation, status and expiry only (no ciphertext, no decryption needed).
 pub async fn select_state(
     ex: impl PgExecutor<'_>,
-    account_id: i64,
+    account_id: AccountId,
 ) -> Result<Option<CredentialState>, sqlx::Error> {
     sqlx::query_as(
         "SELECT generation, status, status_reason, access_expires_at, \
@@ -190,7 +187,7 @@ pub async fn select_state(
 /// `None` when the row changed meanwhile (or is gone).
 pub async fn update_rotated(
     ex: impl PgExecutor<'_>,
-    account_id: i64,
+    account_id: AccountId,
     expected_generation: i64,
     pair: &EncryptedPair<'_>,
 ) -> Result<Option<i64>, sqlx::Error> {
@@ -219,7 +216,7 @@ pub async fn update_rotated(
 /// Returns whether the row changed.
 pub async fn update_key(
     ex: impl PgExecutor<'_>,
-    account_id: i64,
+    account_id: AccountId,
     expected_generation: i64,
     key_version: i32,
     access_token_enc: &[u8],
@@ -243,7 +240,7 @@ pub async fn update_key(
 }
 
 /// Every account ID with credentials, ordered.
-pub async fn list_ids(ex: impl PgExecutor<'_>) -> Result<Vec<i64>, sqlx::Error> {
+pub async fn list_ids(ex: impl PgExecutor<'_>) -> Result<Vec<AccountId>, sqlx::Error> {
     sqlx::query_scalar("SELECT account_id FROM lightspeed_sync.credentials ORDER BY account_id")
         .fetch_all(ex)
         .await
@@ -253,7 +250,7 @@ pub async fn list_ids(ex: impl PgExecutor<'_>) -> Result<Vec<i64>, sqlx::Error> 
 /// Returns whether a row changed.
 pub async fn mark_needs_reauth(
     ex: impl PgExecutor<'_>,
-    account_id: i64,
+    account_id: AccountId,
     reason: &str,
     expected_generation: Option<i64>,
 ) -> Result<bool, sqlx::Error> {
@@ -273,7 +270,7 @@ pub async fn mark_needs_reauth(
 }
 
 /// Forget an account's credentials. Returns whether a row was deleted.
-pub async fn delete(ex: impl PgExecutor<'_>, account_id: i64) -> Result<bool, sqlx::Error> {
+pub async fn delete(ex: impl PgExecutor<'_>, account_id: AccountId) -> Result<bool, sqlx::Error> {
     let done = sqlx::query("DELETE FROM lightspeed_sync.credentials WHERE account_id = $1")
         .bind(account_id)
         .execute(ex)

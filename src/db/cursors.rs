@@ -3,11 +3,13 @@
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 
+use crate::model::{AccountId, Stream};
+
 /// The stored watermark of a stream (the newest `timeStamp` committed), if any.
 pub async fn watermark(
     pool: &PgPool,
-    account_id: i64,
-    stream: &str,
+    account_id: AccountId,
+    stream: Stream,
 ) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
     let row: Option<(Option<DateTime<Utc>>,)> = sqlx::query_as(
         "SELECT watermark FROM lightspeed_sync.cursors WHERE account_id = $1 AND stream = $2",
@@ -22,8 +24,8 @@ pub async fn watermark(
 /// Advance the watermark (never backwards), inside the page's transaction.
 pub async fn advance(
     conn: &mut PgConnection,
-    account_id: i64,
-    stream: &str,
+    account_id: AccountId,
+    stream: Stream,
     watermark: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(

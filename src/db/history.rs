@@ -21,12 +21,13 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
 use crate::db::mirror::{CustomerRow, customer_arguments, customer_columns};
+use crate::model::AccountId;
 
 /// Record the versions of a page of customers (rows as written, policy applied; unique IDs).
 /// Returns the number of versions added or replaced.
 pub async fn record_versions(
     conn: &mut PgConnection,
-    account_id: i64,
+    account_id: AccountId,
     rows: &[CustomerRow],
 ) -> Result<u64, sqlx::Error> {
     if rows.is_empty() {
@@ -128,7 +129,10 @@ pub async fn record_versions(
 
 /// After [`crate::db::mirror::mark_unseen_deleted`]: close the current version of every customer of
 /// the account marked deleted (`deleted_at`, `valid_to` = when the walk noticed). Returns how many.
-pub async fn close_deleted(conn: &mut PgConnection, account_id: i64) -> Result<u64, sqlx::Error> {
+pub async fn close_deleted(
+    conn: &mut PgConnection,
+    account_id: AccountId,
+) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE lightspeed.customers_history h
          SET deleted_at = c.deleted_at, valid_to = GREATEST(c.deleted_at, h.valid_from),
@@ -147,7 +151,7 @@ pub async fn close_deleted(conn: &mut PgConnection, account_id: i64) -> Result<u
 /// the erasures this page performs. Run before the page's upsert.
 pub async fn unerased(
     conn: &mut PgConnection,
-    account_id: i64,
+    account_id: AccountId,
     ids: &[i64],
 ) -> Result<Vec<i64>, sqlx::Error> {
     sqlx::query_scalar(
@@ -163,7 +167,7 @@ pub async fn unerased(
 /// Mark anonymized customers erased (`customers.erased_at`, once). Run after the page's upsert.
 pub async fn mark_erased(
     conn: &mut PgConnection,
-    account_id: i64,
+    account_id: AccountId,
     ids: &[i64],
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
@@ -183,7 +187,7 @@ pub async fn mark_erased(
 /// values, tags and the credit account stay, as Lightspeed keeps them. Returns the rows scrubbed.
 pub async fn erase_earlier(
     conn: &mut PgConnection,
-    account_id: i64,
+    account_id: AccountId,
     rows: &[&CustomerRow],
     erased_raw_keys: &[&str],
 ) -> Result<u64, sqlx::Error> {
@@ -268,7 +272,7 @@ pub struct StoredVersion {
 /// The account's history rows after `(customer_id, valid_from)`, in key order, at most `limit`.
 pub async fn stored_versions(
     conn: &mut PgConnection,
-    account_id: i64,
+    account_id: AccountId,
     after: Option<(i64, DateTime<Utc>)>,
     limit: i64,
 ) -> Result<Vec<StoredVersion>, sqlx::Error> {
@@ -291,7 +295,7 @@ pub async fn stored_versions(
 /// Write back rewritten history rows (the columns of [`StoredVersion`]).
 pub async fn rewrite_versions(
     conn: &mut PgConnection,
-    account_id: i64,
+    account_id: AccountId,
     rows: &[StoredVersion],
 ) -> Result<u64, sqlx::Error> {
     if rows.is_empty() {

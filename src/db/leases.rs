@@ -20,11 +20,13 @@ use std::time::Duration;
 
 use sqlx::{PgConnection, PgPool};
 
+use crate::model::AccountId;
+
 /// A held lease.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
     /// The account it covers.
-    pub account_id: i64,
+    pub account_id: AccountId,
     /// Who holds it (a replica ID).
     pub holder: String,
     /// Which takeover this is.
@@ -108,7 +110,7 @@ pub async fn holder_alive(pool: &PgPool, holder: &str) -> Result<bool, sqlx::Err
 /// run of the new holder starts and a stale holder cannot finish them later.
 pub async fn try_acquire(
     pool: &PgPool,
-    account_id: i64,
+    account_id: AccountId,
     holder: &str,
     ttl: Duration,
 ) -> Result<Option<Lease>, sqlx::Error> {
@@ -162,9 +164,12 @@ pub async fn try_acquire(
 
 /// Of `account_ids`, those whose lease could be taken now (no lease, expired, or its holder's
 /// presence is gone): one statement for any number of accounts (`sync --wait` polls with it).
-pub async fn takeable(pool: &PgPool, account_ids: &[i64]) -> Result<Vec<i64>, sqlx::Error> {
+pub async fn takeable(
+    pool: &PgPool,
+    account_ids: &[AccountId],
+) -> Result<Vec<AccountId>, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let ids: Vec<i64> = sqlx::query_scalar(
+    let ids: Vec<AccountId> = sqlx::query_scalar(
         "SELECT a.id FROM unnest($1::bigint[]) AS a(id)
          LEFT JOIN lightspeed_sync.leases l ON l.account_id = a.id
          WHERE l.account_id IS NULL OR l.expires_at < now()
@@ -204,13 +209,13 @@ pub async fn renew(pool: &PgPool, lease: &Lease, ttl: Duration) -> Result<bool, 
 pub async fn renew_many(
     pool: &PgPool,
     holder: &str,
-    leases: &[(i64, i64)],
+    leases: &[(AccountId, i64)],
     ttl: Duration,
-) -> Result<Vec<i64>, sqlx::Error> {
-    let (ids, epochs): (Vec<i64>, Vec<i64>) = leases.iter().copied().unzip();
+) -> Result<Vec<AccountId>, sqlx::Error> {
+    let (ids, epochs): (Vec<AccountId>, Vec<i64>) = leases.iter().copied().unzip();
     let mut tx = pool.begin().await?;
     bound_transaction(&mut tx).await?;
-    let renewed: Vec<i64> = sqlx::query_scalar(
+    let renewed: Vec<AccountId> = sqlx::query_scalar(
         "WITH held AS (
              SELECT l.account_id FROM lightspeed_sync.leases l
              JOIN unnest($1::bigint[], $2::bigint[]) AS h(account_id, epoch)
@@ -237,9 +242,9 @@ pub async fn renew_many(
 pub async fn still_held(
     pool: &PgPool,
     holder: &str,
-    leases: &[(i64, i64)],
-) -> Result<Vec<i64>, sqlx::Error> {
-    let (ids, epochs): (Vec<i64>, Vec<i64>) = leases.iter().copied().unzip();
+    leases: &[(AccountId, i64)],
+) -> Result<Vec<AccountId>, sqlx::Error> {
+    let (ids, epochs): (Vec<AccountId>, Vec<i64>) = leases.iter().copied().unzip();
     sqlx::query_scalar(
         "SELECT l.account_id FROM lightspeed_sync.leases l
          JOIN unnest($1::bigint[], $2::bigint[]) AS h(account_id, epoch)

@@ -12,6 +12,8 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use sqlx::PgConnection;
 
+use crate::model::AccountId;
+
 /// One customer as the mirror stores it.
 #[derive(Debug, Clone)]
 pub struct CustomerRow {
@@ -172,30 +174,6 @@ pub struct AddressRow {
     pub country_code: String,
 }
 
-/// Keep one row per customer ID (the newest `updated_at`, the later one on a tie), in ID order.
-pub fn dedupe_newest(rows: Vec<CustomerRow>) -> Vec<CustomerRow> {
-    let mut out: Vec<CustomerRow> = Vec::with_capacity(rows.len());
-    let mut index = std::collections::HashMap::with_capacity(rows.len());
-    for row in rows {
-        match index.get(&row.customer_id) {
-            Some(&i) => {
-                let kept: &mut CustomerRow = &mut out[i];
-                if row.updated_at >= kept.updated_at {
-                    *kept = row;
-                }
-            }
-            None => {
-                index.insert(row.customer_id, out.len());
-                out.push(row);
-            }
-        }
-    }
-    // Pages are committed several at once and may share customers (a record edited while the walk
-    // runs shows up on two pages): rows locked in one order, by ID, cannot deadlock each other.
-    out.sort_unstable_by_key(|r| r.customer_id);
-    out
-}
-
 /// The typed columns of a page of customers as one `UNNEST` over `$2`..`$26`, named `u`: bound by
 /// [`bind_customer_columns`], shared by the mirror's upsert and the history's insert so that both
 /// read a row the same way.
@@ -215,7 +193,7 @@ pub(crate) use customer_columns;
 
 /// `$1` (the account) and `$2`..`$26` of [`customer_columns!`] from `rows`, in its order.
 pub(crate) fn customer_arguments<'a>(
-    account_id: i64,
+    account_id: AccountId,
     rows: &[&'a CustomerRow],
 ) -> Result<sqlx::postgres::PgArguments, sqlx::Error> {
     use sqlx::Arguments;
@@ -255,14 +233,14 @@ pub(crate) fn customer_arguments<'a>(
     Ok(args)
 }
 
-/// Upsert a page of customers (IDs must be unique: see [`dedupe_newest`]) and replace the contact rows
+/// Upsert a page of customers (IDs must be unique: see `sync::convert::customer_rows`) and replace the contact rows
 /// of those that changed. A row is replaced by a newer version, or by the same version with different
 /// content (a Contact-only edit that did not move `timeStamp`); an older or identical one changes
 /// nothing. Every row of the page is marked seen (`synced_at = now()`, `deleted_at` cleared),
 /// replaced or not. Returns the number of customers whose row was written.
 pub async fn upsert_customers(
     conn: &mut PgConnection,
-    account_id: i64,
+    account_id: AccountId,
     rows: &[CustomerRow],
 ) -> Result<u64, sqlx::Error> {
     if rows.is_empty() {
@@ -344,7 +322,7 @@ pub async fn upsert_customers(
 /// does not matter, and the inserts only run once the deletes are done).
 async fn replace_contacts(
     conn: &mut PgConnection,
-    account_id: i64,
+    account_id: AccountId,
     ids: &[i64],
     rows: &[&CustomerRow],
 ) -> Result<(), sqlx::Error> {
@@ -585,7 +563,7 @@ async fn replace_contacts(
 /// Upsert a page of custom field definitions (marked seen now).
 pub async fn upsert_custom_fields(
     conn: &mut PgConnection,
-    account_id: i64,
+    account_id: AccountId,
     rows: &[CustomFieldDefRow],
 ) -> Result<u64, sqlx::Error> {
     if rows.is_empty() {
@@ -621,7 +599,7 @@ pub async fn upsert_custom_fields(
 /// Upsert a page of customer types (marked seen now).
 pub async fn upsert_customer_types(
     conn: &mut PgConnection,
-    account_id: i64,
+    account_id: AccountId,
     rows: &[CustomerTypeRow],
 ) -> Result<u64, sqlx::Error> {
     if rows.is_empty() {
@@ -664,7 +642,7 @@ pub enum Definitions {
 /// longer listed as deleted (customer types are deleted for good upstream). Returns how many.
 pub async fn mark_unseen_definitions_deleted(
     conn: &mut PgConnection,
-    account_id: i64,
+    account_id: AccountId,
     table: Definitions,
     walk_started_at: DateTime<Utc>,
 ) -> Result<u64, sqlx::Error> {
@@ -687,7 +665,7 @@ pub async fn mark_unseen_definitions_deleted(
 /// seen since then as deleted upstream. Returns how many were marked.
 pub async fn mark_unseen_deleted(
     conn: &mut PgConnection,
-    account_id: i64,
+    account_id: AccountId,
     walk_started_at: DateTime<Utc>,
 ) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
@@ -705,7 +683,7 @@ pub async fn mark_unseen_deleted(
 /// stored, if any, is kept until the next one replaces it).
 pub async fn upsert_listed_account(
     conn: &mut PgConnection,
-    account_id: i64,
+    account_id: AccountId,
     name: &str,
     raw: &Value,
 ) -> Result<(), sqlx::Error> {
@@ -726,7 +704,7 @@ pub async fn upsert_listed_account(
 /// Enrich an account row with its detail (`Account/{id}.json`), kept whole in `raw.detail`.
 pub async fn enrich_account(
     conn: &mut PgConnection,
-    account_id: i64,
+    account_id: AccountId,
     status: Option<&str>,
     currency_code: Option<&str>,
     detail: &Value,

@@ -3,23 +3,25 @@
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 
+use crate::model::{AccountId, Kind, RunStatus, Stream};
+
 /// A run as recorded.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct RunRecord {
     /// Row ID.
     pub run_id: i64,
     /// Account.
-    pub account_id: i64,
+    pub account_id: AccountId,
     /// `accounts` or `customers`.
-    pub stream: String,
-    /// `incremental` or `full`.
-    pub kind: String,
+    pub stream: Stream,
+    /// `incremental`, `full` or `contacts`.
+    pub kind: Kind,
     /// Start (database clock).
     pub started_at: DateTime<Utc>,
     /// End, when finished.
     pub finished_at: Option<DateTime<Utc>>,
     /// `running`, `succeeded`, `failed`, `interrupted`.
-    pub status: String,
+    pub status: RunStatus,
     /// Pages committed.
     pub pages: i32,
     /// Rows written.
@@ -49,7 +51,7 @@ pub enum StartError {
     )]
     NotHeld {
         /// The account.
-        account_id: i64,
+        account_id: AccountId,
     },
 }
 
@@ -60,9 +62,9 @@ pub enum StartError {
 /// ([`crate::db::leases::try_acquire`]). Returns the run ID and its start time.
 pub async fn start(
     pool: &PgPool,
-    account_id: i64,
-    stream: &str,
-    kind: &str,
+    account_id: AccountId,
+    stream: Stream,
+    kind: Kind,
     replica: &str,
 ) -> Result<(i64, DateTime<Utc>), StartError> {
     let mut tx = pool.begin().await?;
@@ -156,7 +158,7 @@ pub async fn add_requests<'e>(
 pub async fn finish(
     pool: &PgPool,
     run_id: i64,
-    status: &str,
+    status: RunStatus,
     error: Option<&str>,
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
@@ -172,7 +174,7 @@ pub async fn finish(
     if !closed {
         tracing::info!(
             run_id,
-            status,
+            status = status.as_str(),
             "the run was already closed (the account was taken over); its record is kept as it is"
         );
     }

@@ -7,6 +7,8 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::PgConnection;
 
+use crate::model::AccountId;
+
 /// The columns of a stored customer row or history row that hold personal data outside child
 /// tables, as `--rewrite` reads and rewrites them.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -36,7 +38,7 @@ pub struct StoredCustomer {
 /// The account's customers marked deleted, after `after` (customer ID), at most `limit`.
 pub async fn deleted_customers(
     conn: &mut PgConnection,
-    account_id: i64,
+    account_id: AccountId,
     after: i64,
     limit: i64,
 ) -> Result<Vec<StoredCustomer>, sqlx::Error> {
@@ -55,7 +57,7 @@ pub async fn deleted_customers(
 /// Write back the PII columns of stored customer rows.
 pub async fn rewrite_customers(
     conn: &mut PgConnection,
-    account_id: i64,
+    account_id: AccountId,
     rows: &[StoredCustomer],
 ) -> Result<u64, sqlx::Error> {
     if rows.is_empty() {
@@ -122,7 +124,7 @@ impl Child {
 /// Delete the child rows of these customers (a `drop` policy).
 pub async fn drop_children(
     conn: &mut PgConnection,
-    account_id: i64,
+    account_id: AccountId,
     child: Child,
     ids: &[i64],
 ) -> Result<u64, sqlx::Error> {
@@ -140,7 +142,7 @@ pub async fn drop_children(
 /// Replace every text value of the child rows of these customers by `f(value)` (a `hash` policy).
 pub async fn map_children(
     conn: &mut PgConnection,
-    account_id: i64,
+    account_id: AccountId,
     child: Child,
     ids: &[i64],
     f: impl Fn(&str) -> String,
@@ -194,7 +196,7 @@ pub async fn map_children(
 /// Replace the custom field values of these customers by `f(value, value_json)`.
 pub async fn map_custom_fields(
     conn: &mut PgConnection,
-    account_id: i64,
+    account_id: AccountId,
     ids: &[i64],
     f: impl Fn(Option<String>, Value) -> (Option<String>, Value),
 ) -> Result<u64, sqlx::Error> {

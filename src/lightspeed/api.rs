@@ -21,6 +21,7 @@ use super::query::{self, CustomerQuery, CustomerRelation};
 use super::retry::Backoff;
 use super::wire::{self, Account, AccountDetail, Customer, WireError};
 use crate::config::LightspeedSettings;
+use crate::model::AccountId;
 
 /// What one call cost: requests sent, 429s, retries and time spent waiting.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -164,7 +165,7 @@ pub(super) struct Inner {
     pub(super) max_attempts: u32,
     pub(super) backoff: Backoff,
     pub(super) max_body: usize,
-    pub(super) pacers: Mutex<HashMap<u64, Arc<Pacer>>>,
+    pub(super) pacers: Mutex<HashMap<AccountId, Arc<Pacer>>>,
 }
 
 impl std::fmt::Debug for ApiClient {
@@ -252,7 +253,7 @@ impl ApiClient {
     /// GET one page of a list of `T` (`url` is a first-page or `next` URL, used verbatim).
     pub async fn get_records_page<T: wire::Record>(
         &self,
-        account_id: u64,
+        account_id: AccountId,
         url: &Url,
     ) -> Result<Page<T>, ApiError> {
         let (page, stats, held) = self
@@ -282,19 +283,19 @@ impl ApiClient {
     }
 
     /// The first-page URL of `Customer.json` for `query`; later pages come from [`Page::next`].
-    pub fn customers_url(&self, account_id: u64, query: &CustomerQuery) -> Url {
+    pub fn customers_url(&self, account_id: AccountId, query: &CustomerQuery) -> Url {
         query::customers_url(&self.inner.api_base, account_id, query)
     }
 
     /// The pacer shared by every request to `account_id`.
-    pub fn pacer(&self, account_id: u64) -> Arc<Pacer> {
+    pub fn pacer(&self, account_id: AccountId) -> Arc<Pacer> {
         let mut pacers = self.inner.pacers.lock().unwrap_or_else(|p| p.into_inner());
         Arc::clone(pacers.entry(account_id).or_default())
     }
 
     /// Seconds one request costs `account_id`'s bucket (request cost / drip rate), when this
     /// process has seen its bucket; does not create a pacer.
-    pub fn known_pace(&self, account_id: u64) -> Option<f64> {
+    pub fn known_pace(&self, account_id: AccountId) -> Option<f64> {
         let pacers = self.inner.pacers.lock().unwrap_or_else(|p| p.into_inner());
         let pacer = pacers.get(&account_id)?;
         let bucket = pacer.bucket()?;
@@ -304,14 +305,17 @@ impl ApiClient {
     /// GET one page of customers (`url` is a first-page URL or a `next` URL, used verbatim).
     pub async fn get_customers_page(
         &self,
-        account_id: u64,
+        account_id: AccountId,
         url: &Url,
     ) -> Result<Page<Customer>, ApiError> {
         self.get_records_page(account_id, url).await
     }
 
     /// GET `Account.json` (following `next` if there is one): the accounts this token sees.
-    pub async fn get_accounts(&self, account_id: u64) -> Result<Fetched<Vec<Account>>, ApiError> {
+    pub async fn get_accounts(
+        &self,
+        account_id: AccountId,
+    ) -> Result<Fetched<Vec<Account>>, ApiError> {
         let first = query::accounts_url(&self.inner.api_base);
         let (mut accounts, mut stats, mut url) = (Vec::new(), CallStats::default(), first.clone());
         loop {
@@ -348,7 +352,7 @@ impl ApiClient {
     /// GET `Account/{id}.json`.
     pub async fn get_account_detail(
         &self,
-        account_id: u64,
+        account_id: AccountId,
     ) -> Result<Fetched<AccountDetail>, ApiError> {
         let url = query::account_url(&self.inner.api_base, account_id);
         let (value, stats) = self
@@ -361,7 +365,7 @@ impl ApiClient {
     /// short (JSON ends early) is retried like a dropped connection.
     pub async fn get_parsed<T>(
         &self,
-        account_id: u64,
+        account_id: AccountId,
         url: &Url,
         parse: impl Fn(&[u8]) -> Result<T, WireError>,
     ) -> Result<(T, CallStats), ApiError> {
@@ -372,13 +376,13 @@ impl ApiClient {
     /// As [`ApiClient::get_parsed`], also returning the value's page permit ([`Gates`]).
     async fn get_parsed_held<T>(
         &self,
-        account_id: u64,
+        account_id: AccountId,
         url: &Url,
         parse: impl Fn(&[u8]) -> Result<T, WireError>,
     ) -> Result<(T, CallStats, OwnedSemaphorePermit), ApiError> {
         let span = tracing::debug_span!(
             "lightspeed.get",
-            account.id = account_id,
+            account.id = account_id.get(),
             url.path = url.path()
         );
         // Pace this request at its own computed cost (its relations), not only at the last

@@ -2,6 +2,8 @@
 //! pacing, retries and pagination (`api`), the leaky-bucket pacer (`pacing`), and the OAuth token
 //! endpoint (`oauth`). Nothing here knows of Postgres.
 
+use crate::model::AccountId;
+
 pub mod api;
 pub mod error;
 pub mod guard;
@@ -22,14 +24,17 @@ use secrecy::SecretString;
 /// Where the API client gets access tokens. Implemented by the token store (`crate::tokens`).
 pub trait TokenProvider: Send + Sync {
     /// A fresh access token for the account (refreshed ahead of expiry if needed).
-    fn access_token(&self, account_id: u64) -> BoxFuture<'_, Result<SecretString, AuthFailure>>;
+    fn access_token(
+        &self,
+        account_id: AccountId,
+    ) -> BoxFuture<'_, Result<SecretString, AuthFailure>>;
 
     /// The API answered 401 to a request made with `rejected`. Refresh, but only if `rejected` is
     /// still the stored token (another task may have refreshed already), and return the token to
     /// retry with. The caller retries once.
     fn token_rejected<'a>(
         &'a self,
-        account_id: u64,
+        account_id: AccountId,
         rejected: &'a SecretString,
     ) -> BoxFuture<'a, Result<SecretString, AuthFailure>>;
 }
@@ -39,7 +44,7 @@ pub trait TokenProvider: Send + Sync {
 #[error("account {account_id}: {message}")]
 pub struct AuthFailure {
     /// The account.
-    pub account_id: u64,
+    pub account_id: AccountId,
     /// True when a person must run `authorize` again (revoked or expired refresh token).
     pub needs_reauth: bool,
     /// What happened, without any secret.

@@ -23,6 +23,7 @@ use url::Url;
 use super::guard::{self, BodyError};
 use super::{retry, wire};
 use crate::config::{ConfigError, LightspeedSettings};
+use crate::model::AccountId;
 
 /// Path of the authorization endpoint, below `lightspeed.auth_base_url`.
 pub const AUTHORIZE_PATH: &str = "/auth/oauth/authorize";
@@ -104,7 +105,7 @@ impl TokenResponse {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AccessClaims {
     /// The `acct` claim: the Lightspeed account ID.
-    pub account_id: Option<u64>,
+    pub account_id: Option<AccountId>,
     /// The `exp` claim.
     pub expires_at: Option<DateTime<Utc>>,
 }
@@ -113,7 +114,7 @@ pub struct AccessClaims {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountIdentity {
     /// `Account.accountID`.
-    pub account_id: u64,
+    pub account_id: AccountId,
     /// `Account.name` (empty when unknown).
     pub name: String,
 }
@@ -342,7 +343,7 @@ pub async fn fetch_account_name(
     http: &reqwest::Client,
     api_base: &Url,
     access_token: &SecretString,
-    account_id: u64,
+    account_id: AccountId,
 ) -> Result<String, OAuthError> {
     let url = endpoint(api_base, "/API/V3/Account.json");
     let body = api_get(http, &url, access_token).await?;
@@ -422,7 +423,7 @@ pub fn decode_claims(access_token: &SecretString) -> AccessClaims {
         return AccessClaims::default();
     };
     AccessClaims {
-        account_id: value.get("acct").and_then(as_u64),
+        account_id: value.get("acct").and_then(as_u64).map(AccountId::from),
         expires_at: value
             .get("exp")
             .and_then(|v| {
@@ -667,7 +668,7 @@ mod tests {
         let payload = URL_SAFE_NO_PAD.encode(br#"{"acct":"12345","exp":1700000000,"sub":"7"}"#);
         let token = SecretString::from(format!("eyJhbGciOiJSUzI1NiJ9.{payload}.sig"));
         let claims = decode_claims(&token);
-        assert_eq!(claims.account_id, Some(12345));
+        assert_eq!(claims.account_id, Some(12345.into()));
         assert_eq!(
             claims.expires_at,
             Utc.timestamp_opt(1_700_000_000, 0).single()
@@ -675,7 +676,7 @@ mod tests {
         let numeric = URL_SAFE_NO_PAD.encode(br#"{"acct":42}"#);
         assert_eq!(
             decode_claims(&SecretString::from(format!("a.{numeric}.b"))).account_id,
-            Some(42)
+            Some(42.into())
         );
         assert_eq!(
             decode_claims(&SecretString::from("not-a-jwt".to_string())),
@@ -697,11 +698,11 @@ mod tests {
         assert_eq!(
             parse(one).unwrap(),
             [AccountIdentity {
-                account_id: 99,
+                account_id: 99.into(),
                 name: "Shop".into()
             }]
         );
-        let ids: Vec<u64> = parse(many).unwrap().iter().map(|a| a.account_id).collect();
+        let ids: Vec<AccountId> = parse(many).unwrap().iter().map(|a| a.account_id).collect();
         assert_eq!(ids, [7, 8]);
         assert_eq!(parse(serde_json::json!({"@attributes": {}})).unwrap(), []);
         // A record without its ID is a malformed answer, named as such.

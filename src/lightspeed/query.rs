@@ -9,18 +9,20 @@
 use chrono::{DateTime, Utc};
 use url::Url;
 
+use crate::model::AccountId;
+
 /// `https://api…/API/V3/Account.json`.
 pub fn accounts_url(api_base: &Url) -> Url {
     api_url(api_base, &["Account.json"])
 }
 
 /// `https://api…/API/V3/Account/{id}.json`.
-pub fn account_url(api_base: &Url, account_id: u64) -> Url {
+pub fn account_url(api_base: &Url, account_id: AccountId) -> Url {
     api_url(api_base, &[&format!("Account/{account_id}.json")])
 }
 
 /// `https://api…/API/V3/Account/{id}/Customer.json` with the query's parameters.
-pub fn customers_url(api_base: &Url, account_id: u64, query: &CustomerQuery) -> Url {
+pub fn customers_url(api_base: &Url, account_id: AccountId, query: &CustomerQuery) -> Url {
     let mut url = api_url(api_base, &[&format!("Account/{account_id}/Customer.json")]);
     let pairs = query.pairs();
     if !pairs.is_empty() {
@@ -288,7 +290,7 @@ pub fn request_cost(url: &Url) -> f64 {
 
 /// `https://api…/API/V3/Account/{id}/Customer/CustomField.json?limit=100&sort=customFieldID`: the
 /// custom field definitions, paged like customers (customer-customfield.md).
-pub fn custom_fields_url(api_base: &Url, account_id: u64) -> Url {
+pub fn custom_fields_url(api_base: &Url, account_id: AccountId) -> Url {
     let mut url = api_url(
         api_base,
         &[&format!("Account/{account_id}/Customer/CustomField.json")],
@@ -299,7 +301,7 @@ pub fn custom_fields_url(api_base: &Url, account_id: u64) -> Url {
 
 /// `https://api…/API/V3/Account/{id}/CustomerType.json?limit=100&sort=customerTypeID`
 /// (customertype.md: sortable by `customerTypeID` only).
-pub fn customer_types_url(api_base: &Url, account_id: u64) -> Url {
+pub fn customer_types_url(api_base: &Url, account_id: AccountId) -> Url {
     let mut url = api_url(
         api_base,
         &[&format!("Account/{account_id}/CustomerType.json")],
@@ -376,7 +378,7 @@ mod tests {
             "https://api.lightspeedapp.com/API/V3/Account.json"
         );
         assert_eq!(
-            account_url(&base(), 42).as_str(),
+            account_url(&base(), 42.into()).as_str(),
             "https://api.lightspeedapp.com/API/V3/Account/42.json"
         );
         let prefixed = Url::parse("http://127.0.0.1:9000/proxy/").unwrap();
@@ -388,7 +390,7 @@ mod tests {
 
     #[test]
     fn plain_customers_url() {
-        let url = customers_url(&base(), 7, &CustomerQuery::default());
+        let url = customers_url(&base(), 7.into(), &CustomerQuery::default());
         assert_eq!(
             url.as_str(),
             "https://api.lightspeedapp.com/API/V3/Account/7/Customer.json"
@@ -404,7 +406,7 @@ mod tests {
             ..CustomerQuery::loading(&[CustomerRelation::Contact])
         };
         assert_eq!(
-            customers_url(&base(), 7, &q).as_str(),
+            customers_url(&base(), 7.into(), &q).as_str(),
             "https://api.lightspeedapp.com/API/V3/Account/7/Customer.json\
              ?load_relations=%5B%22Contact%22%5D&Contact.timeStamp=%3E%3D%2C2026-01-01T00:00:00-00:00"
         );
@@ -427,7 +429,7 @@ mod tests {
             customer_id: None,
             contact_time_stamp: None,
         };
-        let url = customers_url(&base(), 7, &q);
+        let url = customers_url(&base(), 7.into(), &q);
         assert_eq!(
             url.as_str(),
             "https://api.lightspeedapp.com/API/V3/Account/7/Customer.json?limit=100&sort=timeStamp&archived=true\
@@ -450,7 +452,10 @@ mod tests {
                 customer_id: Some(f),
                 ..Default::default()
             };
-            customers_url(&base(), 1, &q).query().unwrap().to_string()
+            customers_url(&base(), 1.into(), &q)
+                .query()
+                .unwrap()
+                .to_string()
         };
         assert_eq!(t(Filter::Gt(5)), "customerID=%3E%2C5");
         assert_eq!(t(Filter::Ge(5)), "customerID=%3E%3D%2C5");
@@ -472,7 +477,7 @@ mod tests {
             relations: CustomerRelation::ALL.to_vec(),
             ..Default::default()
         };
-        let url = customers_url(&base(), 7, &q);
+        let url = customers_url(&base(), 7.into(), &q);
         let pairs: Vec<(String, String)> = url
             .query_pairs()
             .map(|(k, v)| (k.into(), v.into()))
@@ -486,7 +491,7 @@ mod tests {
         );
         // A list: 1 + 4 one-to-one × 0.2 + 2 one-to-many × 0.4.
         assert!((request_cost(&url) - 2.6).abs() < 1e-9);
-        let plain = customers_url(&base(), 7, &CustomerQuery::default());
+        let plain = customers_url(&base(), 7.into(), &CustomerQuery::default());
         assert_eq!(request_cost(&plain), 1.0);
         let single = Url::parse(
             "https://x/API/V3/Account/7/Customer/5.json?load_relations=%5B%22Contact%22%5D",
@@ -516,7 +521,7 @@ mod tests {
             archived: Some(Archived::Only),
             ..Default::default()
         };
-        let url = customers_url(&base(), 1, &q);
+        let url = customers_url(&base(), 1.into(), &q);
         assert_eq!(url.query(), Some("limit=100&sort=-lastName&archived=only"));
     }
 }

@@ -23,6 +23,8 @@ use super::guard::{self, BodyError};
 use super::pacing::Slot;
 use super::retry::{self, Verdict};
 
+use crate::model::AccountId;
+
 /// 429s in a row after which a call gives up.
 pub const MAX_THROTTLED_IN_A_ROW: u32 = 20;
 
@@ -40,7 +42,7 @@ impl ApiClient {
     /// One successful (2xx) body, after as many tries as allowed.
     pub(super) async fn get_bytes(
         &self,
-        account_id: u64,
+        account_id: AccountId,
         url: &Url,
         stats: &mut CallStats,
         failures: &mut u32,
@@ -129,7 +131,7 @@ impl ApiClient {
                 }
                 Verdict::Unauthorized if !refreshed => {
                     tracing::debug!(
-                        account.id = account_id,
+                        account.id = account_id.get(),
                         "401: refreshing the access token once"
                     );
                     token = self
@@ -166,7 +168,7 @@ impl ApiClient {
                     }
                     metrics::counter!("lightspeed_api_throttled_total", "type" => kind.clone())
                         .increment(1);
-                    tracing::debug!(account.id = account_id, throttle.kind = %kind, retry_after = ?wait, bare, "429");
+                    tracing::debug!(account.id = account_id.get(), throttle.kind = %kind, retry_after = ?wait, bare, "429");
                     if throttled_in_a_row >= MAX_THROTTLED_IN_A_ROW {
                         return Err(ApiError::Throttled {
                             url: url.clone(),

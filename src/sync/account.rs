@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::lease::{LEASE_TTL, LeaseGuard};
 use super::{Engine, Kind, RunReport, Stream};
+use crate::model::AccountId;
 use crate::tokens::store::{AccountCredentialInfo, AccountStatus};
 
 /// Why an account was not synced at all.
@@ -18,7 +19,7 @@ pub enum Skipped {
     )]
     NeedsReauth {
         /// The account.
-        account_id: u64,
+        account_id: AccountId,
         /// Why.
         reason: String,
     },
@@ -26,13 +27,13 @@ pub enum Skipped {
     #[error("account {account_id} is being synced by another process; skipped (try again later)")]
     Busy {
         /// The account.
-        account_id: u64,
+        account_id: AccountId,
     },
     /// The database failed while taking the lease.
     #[error("account {account_id}: could not take its lease: {message}")]
     Lease {
         /// The account.
-        account_id: u64,
+        account_id: AccountId,
         /// The database error.
         message: String,
     },

@@ -19,7 +19,7 @@ pub(crate) async fn run(
     run_id: i64,
     tally: &mut Tally,
 ) -> Result<(), SyncError> {
-    let account_id = lease.account_id as u64;
+    let account_id = lease.account_id;
     let listed = engine.api.get_accounts(account_id).await?;
     tally.uncommitted.add(&listed.stats);
     let Some(account) = listed.value.iter().find(|a| a.account_id == account_id) else {
@@ -85,7 +85,7 @@ async fn begin<'c>(
 ) -> Result<sqlx::Transaction<'c, sqlx::Postgres>, SyncError> {
     let mut tx = engine.pool.begin().await?;
     if !leases::verify(&mut tx, lease).await? {
-        return Err(SyncError::LeaseLost(lease.account_id as u64));
+        return Err(SyncError::LeaseLost(lease.account_id));
     }
     Ok(tx)
 }

@@ -11,11 +11,12 @@ use crate::db::leases::{self, Lease};
 use crate::db::{cursors, history, mirror, runs};
 use crate::lightspeed::api::{CallStats, Page};
 use crate::lightspeed::wire::Customer;
+use crate::model::AccountId;
 
-const STREAM: &str = "customers";
+const STREAM: Stream = Stream::Customers;
 
 /// A fetched page on its way to the database.
-pub(crate) struct Fetched {
+pub(crate) struct PageToCommit {
     pub page: Page<Customer>,
     /// Advance the watermark to this after committing (incremental runs only).
     pub watermark: Option<DateTime<Utc>>,
@@ -31,10 +32,10 @@ pub(crate) async fn commit_pages(
     engine: &Engine,
     lease: &Lease,
     run_id: i64,
-    rx: mpsc::Receiver<Fetched>,
+    rx: mpsc::Receiver<PageToCommit>,
     tally: &mut Tally,
 ) -> Result<(), SyncError> {
-    let account_id = lease.account_id as u64;
+    let account_id = lease.account_id;
     let prefix = std::sync::Mutex::new(Prefix::default());
     let pages =
         futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|f| (f, rx)) });
@@ -91,18 +92,13 @@ async fn commit_page(
     lease: &Lease,
     run_id: i64,
     seq: u64,
-    Fetched { page, watermark }: Fetched,
+    PageToCommit { page, watermark }: PageToCommit,
     prefix: &std::sync::Mutex<Prefix>,
 ) -> Result<Committed, SyncError> {
-    let account_id = lease.account_id as u64;
+    let account_id = lease.account_id;
     let records = page.records.len();
     let stats = page.stats;
-    let mut rows = mirror::dedupe_newest(
-        page.records
-            .into_iter()
-            .map(convert::customer_row)
-            .collect(),
-    );
+    let mut rows = convert::customer_rows(page.records);
     // Judged before the policy (which may hash the name that tells); applied before any write.
     let anonymized: Vec<i64> = rows
         .iter()
@@ -172,7 +168,7 @@ async fn commit_page(
 async fn record_history(
     engine: &Engine,
     txn: &mut sqlx::PgConnection,
-    account_id: i64,
+    account_id: AccountId,
     rows: &[mirror::CustomerRow],
     anonymized: &[i64],
 ) -> Result<(), sqlx::Error> {

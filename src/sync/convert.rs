@@ -1,4 +1,4 @@
-//! Wire records to mirror rows. Pure functions, no I/O.
+//! Wire records to mirror rows, and a page's records to the rows it writes. Pure functions, no I/O.
 
 use crate::db::mirror::{
     AddressRow, CreditAccountRow, CustomFieldDefRow, CustomFieldValueRow, CustomerRow,
@@ -28,6 +28,36 @@ pub fn customer_type_row(t: CustomerType) -> CustomerTypeRow {
         discount_id: t.discount_id,
         raw: t.raw,
     }
+}
+
+/// The rows a page of customers writes: one per customer ID, the newest version of each (a
+/// record edited while the walk runs shows up twice), in ID order.
+pub fn customer_rows(records: Vec<Customer>) -> Vec<CustomerRow> {
+    dedupe_newest(records.into_iter().map(customer_row).collect())
+}
+
+/// Keep one row per customer ID (the newest `updated_at`, the later one on a tie), in ID order.
+pub fn dedupe_newest(rows: Vec<CustomerRow>) -> Vec<CustomerRow> {
+    let mut out: Vec<CustomerRow> = Vec::with_capacity(rows.len());
+    let mut index = std::collections::HashMap::with_capacity(rows.len());
+    for row in rows {
+        match index.get(&row.customer_id) {
+            Some(&i) => {
+                let kept: &mut CustomerRow = &mut out[i];
+                if row.updated_at >= kept.updated_at {
+                    *kept = row;
+                }
+            }
+            None => {
+                index.insert(row.customer_id, out.len());
+                out.push(row);
+            }
+        }
+    }
+    // Pages are committed several at once and may share customers (a record edited while the walk
+    // runs shows up on two pages): rows locked in one order, by ID, cannot deadlock each other.
+    out.sort_unstable_by_key(|r| r.customer_id);
+    out
 }
 
 /// The mirror row of a customer (the wire record is consumed; its `raw` JSON moves into the row).

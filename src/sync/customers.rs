@@ -46,7 +46,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-use super::commit::{Fetched, commit_pages};
+use super::commit::{PageToCommit, commit_pages};
 use super::{Engine, Kind, SyncError, Tally};
 use crate::db::leases::{self, Lease};
 use crate::db::{cursors, mirror};
@@ -56,11 +56,12 @@ use crate::lightspeed::query::{
     self, Archived, CustomerQuery, CustomerRelation, Filter, Sort, SortField,
 };
 use crate::lightspeed::wire::{Customer, Record};
+use crate::model::{AccountId, Stream};
 
 /// Pages fetched but not yet committed, at most.
 pub const PIPELINE_DEPTH: usize = 4;
 
-const STREAM: &str = "customers";
+const STREAM: Stream = Stream::Customers;
 
 pub(crate) async fn run(
     engine: &Engine,
@@ -71,7 +72,7 @@ pub(crate) async fn run(
     tally: &mut Tally,
     cancel: &CancellationToken,
 ) -> Result<(), SyncError> {
-    let account_id = lease.account_id as u64;
+    let account_id = lease.account_id;
     let first_run = cursors::watermark(&engine.pool, lease.account_id, STREAM)
         .await?
         .is_none();
@@ -102,7 +103,7 @@ pub(crate) async fn run(
         other => other,
     };
     tally.ran_as = Some(kind);
-    let (tx, rx) = mpsc::channel::<Fetched>(PIPELINE_DEPTH);
+    let (tx, rx) = mpsc::channel::<PageToCommit>(PIPELINE_DEPTH);
     // The fetcher owns the sender: when it finishes, the writer sees the end of the channel.
     let fetch = async move {
         let tx = tx;
@@ -165,7 +166,7 @@ pub(crate) async fn run(
 /// `Customer.json?archived=true&count=1`: the account's customers upstream, archived included.
 async fn upstream_count(
     engine: &Engine,
-    account_id: u64,
+    account_id: AccountId,
 ) -> Result<(u64, crate::lightspeed::api::CallStats), SyncError> {
     let mut url = engine.api.customers_url(
         account_id,
@@ -190,7 +191,7 @@ async fn upstream_count(
 }
 
 /// The account's mirror rows not marked deleted.
-async fn mirror_count(engine: &Engine, account_id: i64) -> Result<u64, sqlx::Error> {
+async fn mirror_count(engine: &Engine, account_id: AccountId) -> Result<u64, sqlx::Error> {
     let n: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM lightspeed.customers WHERE account_id = $1 AND deleted_at IS NULL",
     )
@@ -205,9 +206,9 @@ async fn mirror_count(engine: &Engine, account_id: i64) -> Result<u64, sqlx::Err
 /// holds no Contact to catch up: nothing is walked.
 async fn fetch_contacts(
     engine: &Engine,
-    account_id: u64,
+    account_id: AccountId,
     from: Option<DateTime<Utc>>,
-    tx: &mpsc::Sender<Fetched>,
+    tx: &mpsc::Sender<PageToCommit>,
     cancel: &CancellationToken,
 ) -> Result<(), SyncError> {
     let mut query = base_query(engine, SortField::CustomerId);
@@ -257,7 +258,7 @@ fn base_query(engine: &Engine, field: SortField) -> CustomerQuery {
 /// Whether the mirror holds the account's definitions (custom fields or customer types): a first run
 /// that was interrupted, or failed, before it walked them leaves none, and the next run walks them.
 /// (An account that defines none is walked again by each run: two requests.)
-async fn has_definitions(engine: &Engine, account_id: i64) -> Result<bool, sqlx::Error> {
+async fn has_definitions(engine: &Engine, account_id: AccountId) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM lightspeed.custom_fields WHERE account_id = $1)
              OR EXISTS (SELECT 1 FROM lightspeed.customer_types WHERE account_id = $1)",
@@ -276,7 +277,7 @@ async fn sync_definitions(
     tally: &mut Tally,
     cancel: &CancellationToken,
 ) -> Result<(), SyncError> {
-    let account_id = lease.account_id as u64;
+    let account_id = lease.account_id;
     let relations = engine.api.customer_relations();
     let base = engine.api.api_base().clone();
     if relations.contains(&CustomerRelation::CustomFieldValues) {
@@ -312,7 +313,7 @@ async fn sync_definitions(
 trait Definition: Record + Send {
     async fn write(
         conn: &mut sqlx::PgConnection,
-        account_id: i64,
+        account_id: AccountId,
         records: Vec<Self>,
     ) -> Result<u64, sqlx::Error>;
 }
@@ -320,7 +321,7 @@ trait Definition: Record + Send {
 impl Definition for crate::lightspeed::wire::CustomField {
     async fn write(
         conn: &mut sqlx::PgConnection,
-        account_id: i64,
+        account_id: AccountId,
         records: Vec<Self>,
     ) -> Result<u64, sqlx::Error> {
         let rows: Vec<_> = records
@@ -334,7 +335,7 @@ impl Definition for crate::lightspeed::wire::CustomField {
 impl Definition for crate::lightspeed::wire::CustomerType {
     async fn write(
         conn: &mut sqlx::PgConnection,
-        account_id: i64,
+        account_id: AccountId,
         records: Vec<Self>,
     ) -> Result<u64, sqlx::Error> {
         let rows: Vec<_> = records
@@ -354,7 +355,7 @@ async fn walk_definitions<T: Definition>(
     first: Url,
     table: mirror::Definitions,
 ) -> Result<(), SyncError> {
-    let account_id = lease.account_id as u64;
+    let account_id = lease.account_id;
     let started: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
         .fetch_one(&engine.pool)
         .await?;
@@ -397,18 +398,18 @@ async fn walk_definitions<T: Definition>(
 
 /// Send a page to the writer; false when the writer is gone (it failed).
 async fn send(
-    tx: &mpsc::Sender<Fetched>,
+    tx: &mpsc::Sender<PageToCommit>,
     page: Page<Customer>,
     watermark: Option<DateTime<Utc>>,
 ) -> bool {
-    tx.send(Fetched { page, watermark }).await.is_ok()
+    tx.send(PageToCommit { page, watermark }).await.is_ok()
 }
 
 async fn fetch_incremental(
     engine: &Engine,
-    account_id: u64,
+    account_id: AccountId,
     from: Option<DateTime<Utc>>,
-    tx: &mpsc::Sender<Fetched>,
+    tx: &mpsc::Sender<PageToCommit>,
     cancel: &CancellationToken,
 ) -> Result<(), SyncError> {
     let mut lower = from.map(Filter::Ge);
@@ -483,9 +484,9 @@ async fn fetch_incremental(
 /// Every customer stamped exactly `at`, by `customerID` (unique, so `next` is safe to follow).
 async fn sweep_ties(
     engine: &Engine,
-    account_id: u64,
+    account_id: AccountId,
     at: DateTime<Utc>,
-    tx: &mpsc::Sender<Fetched>,
+    tx: &mpsc::Sender<PageToCommit>,
     cancel: &CancellationToken,
 ) -> Result<(), SyncError> {
     tracing::debug!(%at, "a whole page shares one timeStamp: sweeping the ties by customerID");
@@ -516,8 +517,8 @@ async fn sweep_ties(
 
 async fn fetch_full(
     engine: &Engine,
-    account_id: u64,
-    tx: &mpsc::Sender<Fetched>,
+    account_id: AccountId,
+    tx: &mpsc::Sender<PageToCommit>,
     cancel: &CancellationToken,
 ) -> Result<(), SyncError> {
     let first = engine
@@ -529,10 +530,10 @@ async fn fetch_full(
 /// Follow `next` verbatim from `url` until it is empty.
 async fn walk_following_next(
     engine: &Engine,
-    account_id: u64,
+    account_id: AccountId,
     url: Url,
     watermark: Option<DateTime<Utc>>,
-    tx: &mpsc::Sender<Fetched>,
+    tx: &mpsc::Sender<PageToCommit>,
     cancel: &CancellationToken,
 ) -> Result<(), SyncError> {
     if cancel.is_cancelled() {
@@ -545,10 +546,10 @@ async fn walk_following_next(
 /// Send `page` to the writer, then fetch and send the pages its `next` leads to, verbatim.
 async fn follow(
     engine: &Engine,
-    account_id: u64,
+    account_id: AccountId,
     mut page: Page<Customer>,
     watermark: Option<DateTime<Utc>>,
-    tx: &mpsc::Sender<Fetched>,
+    tx: &mpsc::Sender<PageToCommit>,
     cancel: &CancellationToken,
 ) -> Result<(), SyncError> {
     loop {
@@ -567,7 +568,7 @@ async fn follow(
 /// One page of customers, logged at debug.
 async fn fetch_page(
     engine: &Engine,
-    account_id: u64,
+    account_id: AccountId,
     url: &Url,
 ) -> Result<Page<Customer>, SyncError> {
     let page = engine.api.get_customers_page(account_id, url).await?;

@@ -22,6 +22,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::db::leases::{self, Lease};
+use crate::model::AccountId;
 
 /// How long a lease lasts without renewal.
 pub const LEASE_TTL: Duration = Duration::from_secs(60);
@@ -149,7 +150,7 @@ pub enum AcquireError {
 
 /// The leases a process holds in one database with one lifetime, renewed together.
 pub struct Renewer {
-    held: Arc<Mutex<HashMap<i64, (Lease, CancellationToken)>>>,
+    held: Arc<Mutex<HashMap<AccountId, (Lease, CancellationToken)>>>,
     task: JoinHandle<()>,
 }
 
@@ -185,7 +186,7 @@ impl Renewer {
         r
     }
 
-    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<i64, (Lease, CancellationToken)>> {
+    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<AccountId, (Lease, CancellationToken)>> {
         self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -207,7 +208,7 @@ async fn renew_all(
     pool: PgPool,
     holder: String,
     ttl: Duration,
-    held: Arc<Mutex<HashMap<i64, (Lease, CancellationToken)>>>,
+    held: Arc<Mutex<HashMap<AccountId, (Lease, CancellationToken)>>>,
 ) {
     let lock = || held.lock().unwrap_or_else(|p| p.into_inner());
     let period = ttl / 3;
@@ -218,7 +219,7 @@ async fn renew_all(
     loop {
         tick.tick().await;
         let started = tokio::time::Instant::now();
-        let mut pending: Vec<(i64, i64)> = lock()
+        let mut pending: Vec<(AccountId, i64)> = lock()
             .values()
             .map(|(l, _)| (l.account_id, l.epoch))
             .collect();
@@ -245,7 +246,10 @@ async fn renew_all(
             for &(id, epoch) in pending.iter().filter(|(id, _)| !ours.contains(id)) {
                 let mut map = lock();
                 if let Some((lease, lost)) = map.get(&id).filter(|(l, _)| l.epoch == epoch) {
-                    tracing::warn!(account = lease.account_id, "lease lost to another replica");
+                    tracing::warn!(
+                        account.id = lease.account_id.get(),
+                        "lease lost to another replica"
+                    );
                     lost.cancel();
                     map.remove(&id);
                 }
@@ -272,7 +276,7 @@ impl LeaseGuard {
     /// Take the account's lease for `holder`; `None` if another live holder has it.
     pub async fn acquire(
         pool: &PgPool,
-        account_id: u64,
+        account_id: AccountId,
         holder: &str,
         ttl: Duration,
     ) -> Result<Option<LeaseGuard>, AcquireError> {
@@ -283,7 +287,7 @@ impl LeaseGuard {
                 waited: PRESENCE_WAIT,
             });
         }
-        let Some(lease) = leases::try_acquire(pool, account_id as i64, holder, ttl).await? else {
+        let Some(lease) = leases::try_acquire(pool, account_id, holder, ttl).await? else {
             return Ok(None);
         };
         let lost = CancellationToken::new();
@@ -324,7 +328,7 @@ impl LeaseGuard {
     pub async fn release(self) {
         self.stop_renewing();
         if let Err(e) = leases::release(&self.pool, &self.lease).await {
-            tracing::warn!(account = self.lease.account_id, error = %e, "could not release the lease; it will expire");
+            tracing::warn!(account.id = self.lease.account_id.get(), error = %e, "could not release the lease; it will expire");
         }
     }
 }

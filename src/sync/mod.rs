@@ -30,73 +30,7 @@ use crate::db::runs;
 use crate::lightspeed::api::{ApiClient, CallStats};
 use crate::lightspeed::error::ApiError;
 
-/// A stream of the mirror.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Stream {
-    /// `lightspeed.accounts`
-    Accounts,
-    /// `lightspeed.customers` with emails, phones, addresses
-    Customers,
-}
-
-impl Stream {
-    /// The name used in tables, metrics and logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stream::Accounts => "accounts",
-            Stream::Customers => "customers",
-        }
-    }
-}
-
-/// Incremental (from the stored watermark) or full (every record; marks vanished ones deleted).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    /// From the watermark on.
-    Incremental,
-    /// Everything.
-    Full,
-    /// The cheaper pass a scheduled full refresh runs when the counts match: the customers whose
-    /// `Contact.timeStamp` moved since the watermark (minus the overlap), walked by `customerID`;
-    /// catches Contact-only edits that did not move `Customer.timeStamp`. Leaves the watermark.
-    Contacts,
-}
-
-impl Kind {
-    /// The name used in tables and logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Incremental => "incremental",
-            Kind::Full => "full",
-            Kind::Contacts => "contacts",
-        }
-    }
-}
-
-/// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RunStatus {
-    /// Walked to the end; everything committed.
-    Succeeded,
-    /// Stopped by an error; committed pages stay, the cursor is where the last commit left it.
-    Failed,
-    /// Stopped on request (shutdown) after its last committed page.
-    Interrupted,
-}
-
-impl RunStatus {
-    /// The name stored in `lightspeed_sync.runs.status`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Succeeded => "succeeded",
-            RunStatus::Failed => "failed",
-            RunStatus::Interrupted => "interrupted",
-        }
-    }
-}
+pub use crate::model::{AccountId, Kind, RunStatus, Stream};
 
 /// What one run did.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -104,7 +38,7 @@ pub struct RunReport {
     /// Row ID in `lightspeed_sync.runs` (0 if the run could not even be recorded).
     pub run_id: i64,
     /// Account.
-    pub account_id: u64,
+    pub account_id: AccountId,
     /// Stream.
     pub stream: Stream,
     /// Kind.
@@ -146,7 +80,7 @@ pub enum SyncError {
     #[error(
         "lost the lease on account {0} (another replica took it over); the page was not committed"
     )]
-    LeaseLost(u64),
+    LeaseLost(AccountId),
     /// Shutdown was requested.
     #[error("stopped on request")]
     Cancelled,
@@ -155,14 +89,14 @@ pub enum SyncError {
 /// Told about each committed page (progress display, metrics).
 pub trait Progress: Send + Sync {
     /// A page of `records` records was committed for this account and stream.
-    fn page(&self, account_id: u64, stream: Stream, records: usize, stats: &CallStats);
+    fn page(&self, account_id: AccountId, stream: Stream, records: usize, stats: &CallStats);
 }
 
 /// Progress that goes nowhere.
 pub struct NoProgress;
 
 impl Progress for NoProgress {
-    fn page(&self, _: u64, _: Stream, _: usize, _: &CallStats) {}
+    fn page(&self, _: AccountId, _: Stream, _: usize, _: &CallStats) {}
 }
 
 /// Everything a run needs.
@@ -231,7 +165,7 @@ impl Engine {
     #[tracing::instrument(
         name = "run",
         skip_all,
-        fields(account.id = lease.account_id, stream = stream.as_str(), run.id)
+        fields(account.id = lease.account_id.get(), stream = stream.as_str(), run.id)
     )]
     pub async fn run(
         &self,
@@ -242,14 +176,7 @@ impl Engine {
     ) -> RunReport {
         let started = Instant::now();
         let mut tally = Tally::default();
-        let recorded = runs::start(
-            &self.pool,
-            lease.account_id,
-            stream.as_str(),
-            kind.as_str(),
-            &self.replica,
-        )
-        .await;
+        let recorded = runs::start(&self.pool, lease.account_id, stream, kind, &self.replica).await;
         let (run_id, run_started_at) = match recorded {
             Ok(r) => r,
             Err(e) => {
@@ -302,10 +229,10 @@ impl Engine {
         sqlx::query("UPDATE lightspeed_sync.runs SET drips = $2, kind = $3 WHERE run_id = $1")
             .bind(report.run_id)
             .bind(report.stats.drips())
-            .bind(report.kind.as_str())
+            .bind(report.kind)
             .execute(&self.pool)
             .await?;
-        let (status, error) = (report.status.as_str(), report.error.as_deref());
+        let (status, error) = (report.status, report.error.as_deref());
         if report.stream == Stream::Customers
             && report.kind == Kind::Full
             && report.status == RunStatus::Succeeded
@@ -343,7 +270,7 @@ impl RunReport {
         };
         RunReport {
             run_id,
-            account_id: lease.account_id as u64,
+            account_id: lease.account_id,
             stream,
             kind,
             status,
@@ -384,7 +311,11 @@ impl RunReport {
 }
 
 /// Record that `account_id` completed a full customers walk now (the backstop's clock).
-async fn record_full_walk(pool: &PgPool, account_id: i64, run_id: i64) -> Result<(), sqlx::Error> {
+async fn record_full_walk(
+    pool: &PgPool,
+    account_id: AccountId,
+    run_id: i64,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO lightspeed_sync.full_walks (account_id, completed_at, run_id) VALUES ($1, now(), $2)
          ON CONFLICT (account_id) DO UPDATE SET completed_at = EXCLUDED.completed_at, run_id = EXCLUDED.run_id",

@@ -347,7 +347,7 @@ pub(crate) async fn rewrite_history(
     loop {
         let mut txn = engine.pool.begin().await?;
         if !crate::db::leases::verify(&mut txn, lease).await? {
-            return Err(super::SyncError::LeaseLost(lease.account_id as u64));
+            return Err(super::SyncError::LeaseLost(lease.account_id));
         }
         let rows = history::stored_versions(&mut txn, lease.account_id, after, BATCH).await?;
         let Some(last) = rows.last() else { break };
@@ -387,7 +387,7 @@ pub(crate) async fn rewrite_deleted(
     loop {
         let mut txn = engine.pool.begin().await?;
         if !crate::db::leases::verify(&mut txn, lease).await? {
-            return Err(super::SyncError::LeaseLost(account_id as u64));
+            return Err(super::SyncError::LeaseLost(account_id));
         }
         let rows = stored::deleted_customers(&mut txn, account_id, after, BATCH).await?;
         let Some(last) = rows.last() else { break };

@@ -22,9 +22,10 @@ use crate::config::Settings;
 use crate::db::credentials;
 use crate::lightspeed::guard::printable;
 use crate::lightspeed::oauth::{self, AuthorizationRequest, OAuthClient, OAuthError};
+use crate::model::AccountId;
 use crate::tokens::crypto::Keyring;
 use crate::tokens::source::SetupError;
-use crate::tokens::store::{NewTokens, StoreError, TokenStore, db_id};
+use crate::tokens::store::{NewTokens, StoreError, TokenStore};
 
 /// How `authorize` receives the redirect.
 #[derive(Debug, Clone)]
@@ -48,7 +49,7 @@ impl Default for AuthorizeOptions {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Connected {
     /// Lightspeed account ID.
-    pub account_id: u64,
+    pub account_id: AccountId,
     /// Account name (empty if Lightspeed did not tell).
     pub account_name: String,
 }
@@ -295,7 +296,7 @@ impl Flow<'_> {
             {
                 Ok(n) => name = n,
                 Err(e) => {
-                    tracing::warn!(account_id, error = %e, "could not read the account's name; storing it without one")
+                    tracing::warn!(account.id = account_id.get(), error = %e, "could not read the account's name; storing it without one")
                 }
             }
         }
@@ -309,7 +310,7 @@ impl Flow<'_> {
             access_expires_at: tokens.expires_at(Utc::now()),
         };
         self.store.save_authorized(account_id, &name, &new).await?;
-        tracing::info!(account_id, account_name = %name, "account connected");
+        tracing::info!(account.id = account_id.get(), account_name = %name, "account connected");
         Ok(Connected {
             account_id,
             account_name: name,
@@ -513,14 +514,14 @@ pub enum Disconnected {
 pub async fn disconnect(
     settings: &Settings,
     pool: &PgPool,
-    account_id: u64,
+    account_id: AccountId,
     force: bool,
 ) -> anyhow::Result<Disconnected> {
     let keyring = Arc::new(Keyring::from_settings(&settings.security)?);
     let client = OAuthClient::from_settings(&settings.lightspeed)?;
     let store = TokenStore::new(pool.clone(), keyring);
     let mut tx = pool.begin().await?;
-    let row = credentials::select_for_update(&mut *tx, db_id(account_id))
+    let row = credentials::select_for_update(&mut *tx, account_id)
         .await?
         .ok_or_else(|| {
             anyhow::anyhow!("account {account_id} is not connected (no stored credentials)")
@@ -540,9 +541,9 @@ pub async fn disconnect(
             ),
         },
     };
-    credentials::delete(&mut *tx, db_id(account_id)).await?;
+    credentials::delete(&mut *tx, account_id).await?;
     tx.commit().await?;
-    tracing::info!(account_id, outcome = ?outcome, "account disconnected; its mirrored data is kept");
+    tracing::info!(account.id = account_id.get(), outcome = ?outcome, "account disconnected; its mirrored data is kept");
     Ok(outcome)
 }
 

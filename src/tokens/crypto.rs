@@ -27,6 +27,7 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::config::SecuritySettings;
+use crate::model::AccountId;
 
 /// The version rows carry when written before key versions were derived from the key.
 pub const LEGACY_KEY_VERSION: i32 = 1;
@@ -104,7 +105,7 @@ pub enum DecryptError {
     )]
     WrongKeyOrTampered {
         /// The account of the row.
-        account_id: u64,
+        account_id: AccountId,
     },
     /// The row names a key version this process does not have.
     #[error(
@@ -115,7 +116,7 @@ pub enum DecryptError {
     )]
     UnknownKeyVersion {
         /// The account of the row.
-        account_id: u64,
+        account_id: AccountId,
         /// The row's key version.
         version: i32,
         /// The current key's version.
@@ -277,7 +278,7 @@ impl Keyring {
     /// Encrypt a token for `account_id`'s `field` with the current key: `(key_version, nonce‖ct‖tag)`.
     pub fn encrypt(
         &self,
-        account_id: u64,
+        account_id: AccountId,
         field: TokenField,
         plaintext: &SecretString,
     ) -> (i32, Vec<u8>) {
@@ -302,7 +303,7 @@ impl Keyring {
     /// Decrypt a token stored for `account_id`'s `field` under `key_version`.
     pub fn decrypt(
         &self,
-        account_id: u64,
+        account_id: AccountId,
         key_version: i32,
         field: TokenField,
         blob: &[u8],
@@ -340,7 +341,7 @@ impl Keyring {
 }
 
 /// The associated data binding a ciphertext to its row, key version and field.
-pub fn associated_data(account_id: u64, key_version: i32, field: TokenField) -> String {
+pub fn associated_data(account_id: AccountId, key_version: i32, field: TokenField) -> String {
     format!(
         "lightspeed-sync/v1|account={account_id}|key={key_version}|field={}",
         field.name()
@@ -373,13 +374,13 @@ mod tests {
     #[test]
     fn round_trip_with_fresh_nonces() {
         let ring = keyring();
-        let (v, a) = ring.encrypt(7, TokenField::Access, &secret("token-abc"));
-        let (_, b) = ring.encrypt(7, TokenField::Access, &secret("token-abc"));
+        let (v, a) = ring.encrypt(7.into(), TokenField::Access, &secret("token-abc"));
+        let (_, b) = ring.encrypt(7.into(), TokenField::Access, &secret("token-abc"));
         assert_eq!(v, ring.current_version());
         assert_ne!(a, b, "each encryption uses a new nonce");
         assert!(!a.windows(9).any(|w| w == b"token-abc"));
         assert_eq!(
-            ring.decrypt(7, v, TokenField::Access, &a)
+            ring.decrypt(7.into(), v, TokenField::Access, &a)
                 .unwrap()
                 .expose_secret(),
             "token-abc"
@@ -410,12 +411,12 @@ mod tests {
     #[test]
     fn wrong_key_is_a_clear_error() {
         let ring = keyring();
-        let (v, blob) = ring.encrypt(7, TokenField::Refresh, &secret("r"));
+        let (v, blob) = ring.encrypt(7.into(), TokenField::Refresh, &secret("r"));
         // Another key that happens to claim the row's version is still refused by the tag.
         let mut other = key(&generate_key_base64());
         other.version = v;
         let err = Keyring::new(other)
-            .decrypt(7, v, TokenField::Refresh, &blob)
+            .decrypt(7.into(), v, TokenField::Refresh, &blob)
             .unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -426,9 +427,11 @@ mod tests {
     #[test]
     fn an_unknown_version_names_the_account_and_the_versions() {
         let old = keyring();
-        let (v, blob) = old.encrypt(7, TokenField::Access, &secret("t"));
+        let (v, blob) = old.encrypt(7.into(), TokenField::Access, &secret("t"));
         let ring = keyring().with_older(key(&generate_key_base64()));
-        let err = ring.decrypt(7, v, TokenField::Access, &blob).unwrap_err();
+        let err = ring
+            .decrypt(7.into(), v, TokenField::Access, &blob)
+            .unwrap_err();
         let text = err.to_string();
         assert!(text.contains("account 7"), "{text}");
         assert!(text.contains(&format!("key version {v}")), "{text}");
@@ -439,26 +442,34 @@ mod tests {
     #[test]
     fn tampering_and_moving_fail() {
         let ring = keyring();
-        let (v, blob) = ring.encrypt(7, TokenField::Access, &secret("token"));
+        let (v, blob) = ring.encrypt(7.into(), TokenField::Access, &secret("token"));
         let mut flipped = blob.clone();
         flipped[NONCE_LEN + 1] ^= 1;
-        assert!(ring.decrypt(7, v, TokenField::Access, &flipped).is_err());
-        assert!(ring.decrypt(7, v, TokenField::Access, &blob[..10]).is_err());
         assert!(
-            ring.decrypt(8, v, TokenField::Access, &blob).is_err(),
+            ring.decrypt(7.into(), v, TokenField::Access, &flipped)
+                .is_err()
+        );
+        assert!(
+            ring.decrypt(7.into(), v, TokenField::Access, &blob[..10])
+                .is_err()
+        );
+        assert!(
+            ring.decrypt(8.into(), v, TokenField::Access, &blob)
+                .is_err(),
             "bound to the account"
         );
         assert!(
-            ring.decrypt(7, v, TokenField::Refresh, &blob).is_err(),
+            ring.decrypt(7.into(), v, TokenField::Refresh, &blob)
+                .is_err(),
             "bound to the field"
         );
         assert!(
-            ring.decrypt(7, LEGACY_KEY_VERSION, TokenField::Access, &blob)
+            ring.decrypt(7.into(), LEGACY_KEY_VERSION, TokenField::Access, &blob)
                 .is_err(),
             "bound to the version"
         );
         assert!(matches!(
-            ring.decrypt(7, v ^ 1, TokenField::Access, &blob),
+            ring.decrypt(7.into(), v ^ 1, TokenField::Access, &blob),
             Err(DecryptError::UnknownKeyVersion { .. })
         ));
     }
@@ -467,17 +478,17 @@ mod tests {
     fn older_keys_still_decrypt_and_only_the_current_one_writes() {
         let old_text = generate_key_base64();
         let old = Keyring::new(key(&old_text));
-        let (v, blob) = old.encrypt(1, TokenField::Access, &secret("x"));
+        let (v, blob) = old.encrypt(1.into(), TokenField::Access, &secret("x"));
         let ring = keyring().with_older(key(&old_text));
         assert_eq!(ring.previous_versions(), [v]);
         assert_eq!(
-            ring.decrypt(1, v, TokenField::Access, &blob)
+            ring.decrypt(1.into(), v, TokenField::Access, &blob)
                 .unwrap()
                 .expose_secret(),
             "x"
         );
         assert_eq!(
-            ring.encrypt(1, TokenField::Access, &secret("y")).0,
+            ring.encrypt(1.into(), TokenField::Access, &secret("y")).0,
             ring.current_version()
         );
     }
@@ -485,14 +496,14 @@ mod tests {
     #[test]
     fn legacy_rows_are_read_with_whichever_configured_key_wrote_them() {
         let old_text = generate_key_base64();
-        let (v, blob) = legacy(&old_text).encrypt(3, TokenField::Refresh, &secret("legacy"));
+        let (v, blob) = legacy(&old_text).encrypt(3.into(), TokenField::Refresh, &secret("legacy"));
         assert_eq!(v, LEGACY_KEY_VERSION);
         for ring in [
             Keyring::new(key(&old_text)),
             keyring().with_older(key(&old_text)),
         ] {
             assert_eq!(
-                ring.decrypt(3, v, TokenField::Refresh, &blob)
+                ring.decrypt(3.into(), v, TokenField::Refresh, &blob)
                     .unwrap()
                     .expose_secret(),
                 "legacy"
@@ -500,9 +511,11 @@ mod tests {
         }
         assert_eq!(
             keyring()
-                .decrypt(3, v, TokenField::Refresh, &blob)
+                .decrypt(3.into(), v, TokenField::Refresh, &blob)
                 .unwrap_err(),
-            DecryptError::WrongKeyOrTampered { account_id: 3 }
+            DecryptError::WrongKeyOrTampered {
+                account_id: 3.into()
+            }
         );
     }
 

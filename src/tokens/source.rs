@@ -32,10 +32,9 @@ use crate::db::credentials::{self, EncryptedPair};
 use crate::lightspeed::oauth::{OAuthClient, OAuthError, TokenResponse};
 use crate::lightspeed::retry::Backoff;
 use crate::lightspeed::{AuthFailure, BoxFuture, TokenProvider};
+use crate::model::AccountId;
 use crate::tokens::crypto::{KeyError, Keyring};
-use crate::tokens::store::{
-    AccountStatus, NewTokens, StoreError, StoredCredentials, TokenStore, db_id,
-};
+use crate::tokens::store::{AccountStatus, NewTokens, StoreError, StoredCredentials, TokenStore};
 
 /// How refresh attempts are retried on transient failures: the API client's [`Backoff`], with
 /// fewer attempts and a `Retry-After` ceiling of their own.
@@ -113,8 +112,8 @@ struct Cached {
 
 #[derive(Default)]
 struct Shared {
-    cache: Mutex<HashMap<u64, Cached>>,
-    flights: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<()>>>>,
+    cache: Mutex<HashMap<AccountId, Cached>>,
+    flights: Mutex<HashMap<AccountId, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// Fresh access tokens per account, refreshed single-flight. Cheap to clone (clones share caches).
@@ -207,16 +206,16 @@ impl TokenSource {
     }
 
     /// Drop the cached token of an account (e.g. after `disconnect`).
-    pub fn forget(&self, account_id: u64) {
+    pub fn forget(&self, account_id: AccountId) {
         lock(&self.shared.cache).remove(&account_id);
     }
 
-    async fn fresh_token(&self, account_id: u64) -> Result<SecretString, AuthFailure> {
-        let state = credentials::select_state(self.store.pool(), db_id(account_id))
+    async fn fresh_token(&self, account_id: AccountId) -> Result<SecretString, AuthFailure> {
+        let state = credentials::select_state(self.store.pool(), account_id)
             .await
             .map_err(|e| db_failure(account_id, &e))?
             .ok_or_else(|| not_connected(account_id))?;
-        if state.status != credentials::CONNECTED {
+        if state.status != AccountStatus::Connected {
             return Err(refused(account_id, state.status_reason.as_deref()));
         }
         let expiring = self.needs_refresh(state.access_expires_at, state.issued_at);
@@ -261,7 +260,7 @@ impl TokenSource {
     /// refresh between the token endpoint's answer and the commit of the new pair.
     async fn refresh(
         &self,
-        account_id: u64,
+        account_id: AccountId,
         rejected: Option<SecretString>,
         seen: Option<Version>,
     ) -> Result<SecretString, AuthFailure> {
@@ -280,7 +279,7 @@ impl TokenSource {
 
     async fn refresh_in_flight(
         &self,
-        account_id: u64,
+        account_id: AccountId,
         need: Need<'_>,
         seen: Option<Version>,
     ) -> Result<SecretString, AuthFailure> {
@@ -303,7 +302,7 @@ impl TokenSource {
                     description,
                 }) => {
                     // Re-read once: if another worker rotated the chain meanwhile, use its tokens.
-                    let now = credentials::select_state(self.store.pool(), db_id(account_id))
+                    let now = credentials::select_state(self.store.pool(), account_id)
                         .await
                         .map_err(|e| db_failure(account_id, &e))?;
                     let Some(now) = now else {
@@ -320,7 +319,11 @@ impl TokenSource {
     }
 
     /// One attempt under the row lock.
-    async fn locked_refresh(&self, account_id: u64, need: Need<'_>) -> Result<SecretString, Step> {
+    async fn locked_refresh(
+        &self,
+        account_id: AccountId,
+        need: Need<'_>,
+    ) -> Result<SecretString, Step> {
         let fail = |f: AuthFailure| Step::Fail(f);
         let mut tx = self
             .store
@@ -334,7 +337,7 @@ impl TokenSource {
         credentials::set_local_lock_timeout(&mut *tx, wait_ms)
             .await
             .map_err(|e| fail(db_failure(account_id, &e)))?;
-        let row = credentials::select_for_update(&mut *tx, db_id(account_id))
+        let row = credentials::select_for_update(&mut *tx, account_id)
             .await
             .map_err(|e| {
                 if credentials::is_lock_timeout(&e) {
@@ -413,7 +416,7 @@ impl TokenSource {
         mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
         previous_refresh: &SecretString,
         seen: Version,
-        account_id: u64,
+        account_id: AccountId,
         response: TokenResponse,
     ) -> Result<SecretString, AuthFailure> {
         let now = Utc::now();
@@ -434,10 +437,9 @@ impl TokenSource {
             refresh_token_enc: &refresh_enc,
             access_expires_at: expires_at,
         };
-        let stored =
-            credentials::update_rotated(&mut *tx, db_id(account_id), seen.generation, &pair)
-                .await
-                .map_err(|e| db_failure(account_id, &e))?;
+        let stored = credentials::update_rotated(&mut *tx, account_id, seen.generation, &pair)
+            .await
+            .map_err(|e| db_failure(account_id, &e))?;
         let Some(new_generation) = stored else {
             return Err(transient(
                 account_id,
@@ -460,7 +462,7 @@ impl TokenSource {
             expires_at,
             now,
         );
-        tracing::info!(account_id, generation = new_generation, expires_at = %expires_at, "refreshed the access token");
+        tracing::info!(account.id = account_id.get(), generation = new_generation, expires_at = %expires_at, "refreshed the access token");
         metrics::counter!("lightspeed_token_refreshes_total", "result" => "succeeded").increment(1);
         Ok(response.access_token)
     }
@@ -468,7 +470,7 @@ impl TokenSource {
     /// Call the token endpoint, retrying transient failures with backoff.
     async fn call_token_endpoint(
         &self,
-        account_id: u64,
+        account_id: AccountId,
         refresh: &SecretString,
     ) -> Result<TokenResponse, OAuthError> {
         let mut attempt = 1;
@@ -495,7 +497,7 @@ impl TokenSource {
                             retry_after,
                         });
                     };
-                    tracing::warn!(account_id, attempt, retry_in_ms = delay.as_millis() as u64, %reason, "token refresh failed, retrying");
+                    tracing::warn!(account.id = account_id.get(), attempt, retry_in_ms = delay.as_millis() as u64, %reason, "token refresh failed, retrying");
                     tokio::time::sleep(delay).await;
                     attempt += 1;
                 }
@@ -505,7 +507,12 @@ impl TokenSource {
     }
 
     /// `invalid_grant` and nothing changed: the chain is dead. Mark, log once, refuse.
-    async fn give_up(&self, account_id: u64, generation: i64, description: &str) -> AuthFailure {
+    async fn give_up(
+        &self,
+        account_id: AccountId,
+        generation: i64,
+        description: &str,
+    ) -> AuthFailure {
         self.forget(account_id);
         let reason = if description.is_empty() {
             "the refresh token was rejected (invalid_grant)".to_string()
@@ -514,7 +521,7 @@ impl TokenSource {
         };
         match credentials::mark_needs_reauth(
             self.store.pool(),
-            db_id(account_id),
+            account_id,
             &reason,
             Some(generation),
         )
@@ -522,7 +529,7 @@ impl TokenSource {
         {
             Ok(true) => {
                 tracing::error!(
-                    account_id,
+                    account.id = account_id.get(),
                     reason = %reason,
                     "account {account_id} needs re-authorization: {reason}; its data is kept, syncing it stops; \
                      run `lightspeed-sync authorize` to reconnect it"
@@ -551,13 +558,13 @@ impl TokenSource {
         Utc::now() + margin >= expires_at
     }
 
-    fn cached(&self, account_id: u64) -> Option<Cached> {
+    fn cached(&self, account_id: AccountId) -> Option<Cached> {
         lock(&self.shared.cache).get(&account_id).cloned()
     }
 
     fn remember(
         &self,
-        account_id: u64,
+        account_id: AccountId,
         version: Version,
         access: &SecretString,
         expires_at: DateTime<Utc>,
@@ -578,7 +585,7 @@ impl TokenSource {
         }
     }
 
-    fn flight(&self, account_id: u64) -> Arc<tokio::sync::Mutex<()>> {
+    fn flight(&self, account_id: AccountId) -> Arc<tokio::sync::Mutex<()>> {
         lock(&self.shared.flights)
             .entry(account_id)
             .or_default()
@@ -587,13 +594,16 @@ impl TokenSource {
 }
 
 impl TokenProvider for TokenSource {
-    fn access_token(&self, account_id: u64) -> BoxFuture<'_, Result<SecretString, AuthFailure>> {
+    fn access_token(
+        &self,
+        account_id: AccountId,
+    ) -> BoxFuture<'_, Result<SecretString, AuthFailure>> {
         Box::pin(self.fresh_token(account_id))
     }
 
     fn token_rejected<'a>(
         &'a self,
-        account_id: u64,
+        account_id: AccountId,
         rejected: &'a SecretString,
     ) -> BoxFuture<'a, Result<SecretString, AuthFailure>> {
         Box::pin(self.refresh(account_id, Some(rejected.clone()), None))
@@ -612,7 +622,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn transient(account_id: u64, message: String) -> AuthFailure {
+fn transient(account_id: AccountId, message: String) -> AuthFailure {
     AuthFailure {
         account_id,
         needs_reauth: false,
@@ -620,14 +630,14 @@ fn transient(account_id: u64, message: String) -> AuthFailure {
     }
 }
 
-fn db_failure(account_id: u64, e: &sqlx::Error) -> AuthFailure {
+fn db_failure(account_id: AccountId, e: &sqlx::Error) -> AuthFailure {
     transient(
         account_id,
         format!("database error while reading its credentials: {e}"),
     )
 }
 
-fn store_failure(account_id: u64, e: StoreError) -> AuthFailure {
+fn store_failure(account_id: AccountId, e: StoreError) -> AuthFailure {
     // A decryption failure is a configuration problem (wrong key) or tampering, not a dead grant:
     // it is reported as it is and the row is left untouched.
     let message = match e {
@@ -639,7 +649,7 @@ fn store_failure(account_id: u64, e: StoreError) -> AuthFailure {
     transient(account_id, message)
 }
 
-fn not_connected(account_id: u64) -> AuthFailure {
+fn not_connected(account_id: AccountId) -> AuthFailure {
     AuthFailure {
         account_id,
         needs_reauth: true,
@@ -648,7 +658,7 @@ fn not_connected(account_id: u64) -> AuthFailure {
     }
 }
 
-fn refused(account_id: u64, reason: Option<&str>) -> AuthFailure {
+fn refused(account_id: AccountId, reason: Option<&str>) -> AuthFailure {
     AuthFailure {
         account_id,
         needs_reauth: true,

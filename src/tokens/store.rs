@@ -11,40 +11,16 @@ use secrecy::SecretString;
 use sqlx::PgPool;
 
 use crate::db::credentials::{self, CredentialRow, EncryptedPair};
+use crate::model::AccountId;
 use crate::tokens::crypto::{DecryptError, Keyring, TokenField};
 
-/// Authorization state of an account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AccountStatus {
-    /// The tokens work (as far as we know).
-    Connected,
-    /// The refresh token was rejected; a person must run `lightspeed-sync authorize`.
-    NeedsReauth,
-}
-
-impl AccountStatus {
-    /// The value in the `status` column.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AccountStatus::Connected => credentials::CONNECTED,
-            AccountStatus::NeedsReauth => credentials::NEEDS_REAUTH,
-        }
-    }
-
-    fn parse(s: &str) -> Self {
-        if s == credentials::CONNECTED {
-            AccountStatus::Connected
-        } else {
-            AccountStatus::NeedsReauth
-        }
-    }
-}
+pub use crate::model::AccountStatus;
 
 /// One account's credentials, without secrets (for `status`, the scheduler and the sync engine).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountCredentialInfo {
     /// Lightspeed account ID.
-    pub account_id: u64,
+    pub account_id: AccountId,
     /// Account name (may be empty).
     pub account_name: String,
     /// Connected or needing re-authorization.
@@ -64,7 +40,7 @@ pub struct AccountCredentialInfo {
 /// A decrypted row.
 pub struct StoredCredentials {
     /// Lightspeed account ID.
-    pub account_id: u64,
+    pub account_id: AccountId,
     /// Account name.
     pub account_name: String,
     /// Bumped on every stored rotation.
@@ -113,7 +89,7 @@ pub enum StoreError {
     #[error("database error on the credentials of account {account_id}: {source}")]
     Db {
         /// The account.
-        account_id: u64,
+        account_id: AccountId,
         /// The driver error.
         #[source]
         source: sqlx::Error,
@@ -150,7 +126,7 @@ pub enum RekeyError {
     )]
     Locked {
         /// The account.
-        account_id: u64,
+        account_id: AccountId,
         /// How long `rekey` waited.
         waited: Duration,
     },
@@ -191,7 +167,7 @@ impl TokenStore {
     /// setting the status back to connected. Returns the new generation.
     pub async fn save_authorized(
         &self,
-        account_id: u64,
+        account_id: AccountId,
         account_name: &str,
         tokens: &NewTokens<'_>,
     ) -> Result<i64, StoreError> {
@@ -202,14 +178,17 @@ impl TokenStore {
             refresh_token_enc: &refresh,
             access_expires_at: tokens.access_expires_at,
         };
-        credentials::upsert_authorized(&self.pool, db_id(account_id), account_name, &pair)
+        credentials::upsert_authorized(&self.pool, account_id, account_name, &pair)
             .await
             .map_err(|source| StoreError::Db { account_id, source })
     }
 
     /// The decrypted credentials of an account, if it has any.
-    pub async fn load(&self, account_id: u64) -> Result<Option<StoredCredentials>, StoreError> {
-        let row = credentials::select(&self.pool, db_id(account_id))
+    pub async fn load(
+        &self,
+        account_id: AccountId,
+    ) -> Result<Option<StoredCredentials>, StoreError> {
+        let row = credentials::select(&self.pool, account_id)
             .await
             .map_err(|source| StoreError::Db { account_id, source })?;
         row.map(|r| self.decrypt_row(&r)).transpose()
@@ -217,7 +196,7 @@ impl TokenStore {
 
     /// Decrypt a row read by the caller (e.g. under `FOR UPDATE`).
     pub fn decrypt_row(&self, row: &CredentialRow) -> Result<StoredCredentials, StoreError> {
-        let account_id = row.account_id as u64;
+        let account_id = row.account_id;
         let access = self.keyring.decrypt(
             account_id,
             row.key_version,
@@ -234,7 +213,7 @@ impl TokenStore {
             account_id,
             account_name: row.account_name.clone(),
             generation: row.generation,
-            status: AccountStatus::parse(&row.status),
+            status: row.status,
             status_reason: row.status_reason.clone(),
             access_token: access,
             refresh_token: refresh,
@@ -251,7 +230,7 @@ impl TokenStore {
     /// no configured key decrypts is left as it is and reported.
     pub async fn rekey(
         &self,
-        account_id: u64,
+        account_id: AccountId,
         lock_wait: Duration,
     ) -> Result<RekeyOutcome, RekeyError> {
         let db = |source| RekeyError::Store(StoreError::Db { account_id, source });
@@ -262,7 +241,7 @@ impl TokenStore {
         credentials::set_local_lock_timeout(&mut *tx, wait_ms)
             .await
             .map_err(db)?;
-        let row = match credentials::select_for_update(&mut *tx, db_id(account_id)).await {
+        let row = match credentials::select_for_update(&mut *tx, account_id).await {
             Ok(Some(row)) => row,
             Ok(None) => return Ok(RekeyOutcome::Gone),
             Err(e) if credentials::is_lock_timeout(&e) => {
@@ -314,7 +293,11 @@ impl TokenStore {
     }
 
     /// Encrypt a pair with the current key: `(key_version, access ciphertext, refresh ciphertext)`.
-    pub fn encrypt_pair(&self, account_id: u64, tokens: &NewTokens<'_>) -> (i32, Vec<u8>, Vec<u8>) {
+    pub fn encrypt_pair(
+        &self,
+        account_id: AccountId,
+        tokens: &NewTokens<'_>,
+    ) -> (i32, Vec<u8>, Vec<u8>) {
         let (version, access) =
             self.keyring
                 .encrypt(account_id, TokenField::Access, tokens.access_token);
@@ -331,9 +314,9 @@ pub async fn list_accounts(pool: &PgPool) -> Result<Vec<AccountCredentialInfo>, 
     Ok(rows
         .into_iter()
         .map(|r| AccountCredentialInfo {
-            account_id: r.account_id as u64,
+            account_id: r.account_id,
             account_name: r.account_name,
-            status: AccountStatus::parse(&r.status),
+            status: r.status,
             status_reason: r.status_reason,
             status_changed_at: r.status_changed_at,
             access_expires_at: r.access_expires_at,
@@ -347,18 +330,13 @@ pub async fn list_accounts(pool: &PgPool) -> Result<Vec<AccountCredentialInfo>, 
 /// says the grant is gone). Returns whether the account existed. Its mirrored data is kept.
 pub async fn mark_needs_reauth(
     pool: &PgPool,
-    account_id: u64,
+    account_id: AccountId,
     reason: &str,
 ) -> Result<bool, sqlx::Error> {
-    credentials::mark_needs_reauth(pool, db_id(account_id), reason, None).await
+    credentials::mark_needs_reauth(pool, account_id, reason, None).await
 }
 
 /// Forget an account's credentials (without revoking them; see `tokens::authorize::disconnect`).
-pub async fn delete(pool: &PgPool, account_id: u64) -> Result<bool, sqlx::Error> {
-    credentials::delete(pool, db_id(account_id)).await
-}
-
-/// Lightspeed IDs are positive and far below `i64::MAX`; the column is `bigint`.
-pub(crate) fn db_id(account_id: u64) -> i64 {
-    i64::try_from(account_id).unwrap_or(i64::MAX)
+pub async fn delete(pool: &PgPool, account_id: AccountId) -> Result<bool, sqlx::Error> {
+    credentials::delete(pool, account_id).await
 }

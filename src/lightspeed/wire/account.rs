@@ -20,11 +20,13 @@ use serde_json::value::RawValue;
 use super::scalar::{Scalar, id, opt_text, text};
 use super::{FieldError, Record, WireError, field};
 
+use crate::model::AccountId;
+
 /// An account from `Account.json`.
 #[derive(Debug, Clone)]
 pub struct Account {
     /// `accountID`.
-    pub account_id: u64,
+    pub account_id: AccountId,
     /// `name`.
     pub name: String,
     /// The whole record as received.
@@ -44,7 +46,7 @@ pub enum DetailShape {
 #[derive(Debug, Clone)]
 pub struct AccountDetail {
     /// `accountID`, when the detail carries one (the documented bare shape does not).
-    pub account_id: Option<u64>,
+    pub account_id: Option<AccountId>,
     /// `name`, `None` when absent or empty.
     pub name: Option<String>,
     /// `status` (for example `customer`), `None` when empty.
@@ -99,7 +101,7 @@ impl Record for Account {
     fn from_raw(raw: &RawValue) -> Result<Self, FieldError> {
         let w: AccountWire<'_> = serde_json::from_str(raw.get()).map_err(FieldError::shape)?;
         Ok(Account {
-            account_id: field("accountID", id(w.account_id.as_ref()))?,
+            account_id: field("accountID", id(w.account_id.as_ref()))?.into(),
             name: field("name", text(w.name.as_ref()))?,
             raw: raw.to_owned(),
         })
@@ -174,7 +176,7 @@ impl AccountDetail {
         };
         let account_id = match &w.account_id {
             None => None,
-            Some(v) => Some(field("accountID", id(Some(v))).map_err(named)?),
+            Some(v) => Some(field("accountID", id(Some(v))).map_err(named)?.into()),
         };
         Ok(AccountDetail {
             account_id,
@@ -228,7 +230,10 @@ mod tests {
             "purchasingCurrencies":{"purchasingCurrency":{"code":"USD"}}}}"#;
         let d = AccountDetail::parse(body).unwrap();
         assert_eq!(d.shape, DetailShape::Wrapped);
-        assert_eq!((d.account_id, d.name.as_deref()), (Some(7), Some("Shop")));
+        assert_eq!(
+            (d.account_id, d.name.as_deref()),
+            (Some(7.into()), Some("Shop"))
+        );
         assert_eq!(d.status.as_deref(), Some("customer"));
         assert_eq!(d.currency_code.as_deref(), Some("CAD"));
         let bare = br#"{"Account":[{"accountID":"7","name":"Shop","status":""}]}"#;

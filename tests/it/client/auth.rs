@@ -37,8 +37,8 @@ async fn refreshes_once_then_succeeds() {
             .mount(&server)
             .await;
         let (api, tokens) = client(&server.uri(), 3);
-        let url = api.customers_url(ACCOUNT, &Default::default());
-        let page = api.get_customers_page(ACCOUNT, &url).await.unwrap();
+        let url = api.customers_url(ACCOUNT.into(), &Default::default());
+        let page = api.get_customers_page(ACCOUNT.into(), &url).await.unwrap();
         assert_eq!(page.records.len(), 1);
         assert_eq!(
             *tokens.rejected.lock().unwrap(),
@@ -69,8 +69,11 @@ async fn second_401_is_unauthorized() {
         .mount(&server)
         .await;
     let (api, tokens) = client(&server.uri(), 3);
-    let url = api.customers_url(ACCOUNT, &Default::default());
-    let err = api.get_customers_page(ACCOUNT, &url).await.unwrap_err();
+    let url = api.customers_url(ACCOUNT.into(), &Default::default());
+    let err = api
+        .get_customers_page(ACCOUNT.into(), &url)
+        .await
+        .unwrap_err();
     assert!(
         matches!(&err, ApiError::Unauthorized { url: u } if *u == url),
         "{err:?}"
@@ -84,8 +87,11 @@ async fn token_source_failure_is_auth_with_needs_reauth() {
     let server = MockServer::start().await;
     let (api, tokens) = client(&server.uri(), 3);
     *tokens.fail.lock().unwrap() = Some(true);
-    let url = api.customers_url(ACCOUNT, &Default::default());
-    let err = api.get_customers_page(ACCOUNT, &url).await.unwrap_err();
+    let url = api.customers_url(ACCOUNT.into(), &Default::default());
+    let err = api
+        .get_customers_page(ACCOUNT.into(), &url)
+        .await
+        .unwrap_err();
     assert!(matches!(err, ApiError::Auth { .. }), "{err:?}");
     assert!(err.needs_reauth() && !err.is_transient());
     assert_eq!(err.url(), &url);
@@ -104,8 +110,11 @@ async fn refresh_failure_after_401_is_auth() {
         .await;
     let (api, tokens) = client(&server.uri(), 3);
     *tokens.refresh_fails.lock().unwrap() = Some(false);
-    let url = api.customers_url(ACCOUNT, &Default::default());
-    let err = api.get_customers_page(ACCOUNT, &url).await.unwrap_err();
+    let url = api.customers_url(ACCOUNT.into(), &Default::default());
+    let err = api
+        .get_customers_page(ACCOUNT.into(), &url)
+        .await
+        .unwrap_err();
     assert!(matches!(err, ApiError::Auth { .. }), "{err:?}");
     assert!(!err.needs_reauth() && err.is_transient());
 }

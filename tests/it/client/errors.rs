@@ -23,8 +23,11 @@ async fn invalid_json_is_malformed_with_the_url_and_not_retried() {
         serve(ResponseTemplate::new(200).set_body_string("<?xml version=\"1.0\"?><Customers/>"))
             .await;
     let (api, _) = client(&server.uri(), 3);
-    let url = api.customers_url(ACCOUNT, &Default::default());
-    let err = api.get_customers_page(ACCOUNT, &url).await.unwrap_err();
+    let url = api.customers_url(ACCOUNT.into(), &Default::default());
+    let err = api
+        .get_customers_page(ACCOUNT.into(), &url)
+        .await
+        .unwrap_err();
     match &err {
         ApiError::Malformed { url: u, reason } => {
             assert_eq!(u, &url);
@@ -43,8 +46,11 @@ async fn wrong_types_name_the_field_and_position() {
     let server =
         serve(ResponseTemplate::new(200).set_body_json(page(json!([customer(1), bad]), ""))).await;
     let (api, _) = client(&server.uri(), 3);
-    let url = api.customers_url(ACCOUNT, &Default::default());
-    let err = api.get_customers_page(ACCOUNT, &url).await.unwrap_err();
+    let url = api.customers_url(ACCOUNT.into(), &Default::default());
+    let err = api
+        .get_customers_page(ACCOUNT.into(), &url)
+        .await
+        .unwrap_err();
     let ApiError::Malformed { reason, .. } = &err else {
         panic!("unexpected {err:?}")
     };
@@ -60,8 +66,11 @@ async fn missing_timestamp_is_an_error() {
     bad.as_object_mut().unwrap().remove("timeStamp");
     let server = serve(ResponseTemplate::new(200).set_body_json(page(json!(bad), ""))).await;
     let (api, _) = client(&server.uri(), 1);
-    let url = api.customers_url(ACCOUNT, &Default::default());
-    let err = api.get_customers_page(ACCOUNT, &url).await.unwrap_err();
+    let url = api.customers_url(ACCOUNT.into(), &Default::default());
+    let err = api
+        .get_customers_page(ACCOUNT.into(), &url)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("`timeStamp`: missing"), "{err}");
 }
 
@@ -69,14 +78,17 @@ async fn missing_timestamp_is_an_error() {
 async fn next_equal_to_the_page_is_refused() {
     let server = MockServer::start().await;
     let (api, _) = client(&server.uri(), 1);
-    let url = api.customers_url(ACCOUNT, &Default::default());
+    let url = api.customers_url(ACCOUNT.into(), &Default::default());
     Mock::given(method("GET"))
         .respond_with(
             ResponseTemplate::new(200).set_body_json(page(json!([customer(1)]), url.as_str())),
         )
         .mount(&server)
         .await;
-    let err = api.get_customers_page(ACCOUNT, &url).await.unwrap_err();
+    let err = api
+        .get_customers_page(ACCOUNT.into(), &url)
+        .await
+        .unwrap_err();
     assert!(matches!(err, ApiError::Malformed { .. }), "{err:?}");
 }
 
@@ -87,8 +99,11 @@ async fn other_4xx_are_status_errors_with_an_excerpt() {
             "message": "Sort field not allowed.", "errorClass": "Exception"});
         let server = serve(ResponseTemplate::new(status).set_body_json(body)).await;
         let (api, _) = client(&server.uri(), 3);
-        let url = api.customers_url(ACCOUNT, &Default::default());
-        let err = api.get_customers_page(ACCOUNT, &url).await.unwrap_err();
+        let url = api.customers_url(ACCOUNT.into(), &Default::default());
+        let err = api
+            .get_customers_page(ACCOUNT.into(), &url)
+            .await
+            .unwrap_err();
         match &err {
             ApiError::Status {
                 status: s,

@@ -70,7 +70,7 @@ impl TestTokens {
 
     fn failure(&self, account_id: u64) -> Option<AuthFailure> {
         self.fail.lock().unwrap().map(|needs_reauth| AuthFailure {
-            account_id,
+            account_id: account_id.into(),
             needs_reauth,
             message: "refresh token revoked".into(),
         })
@@ -78,10 +78,13 @@ impl TestTokens {
 }
 
 impl TokenProvider for TestTokens {
-    fn access_token(&self, account_id: u64) -> BoxFuture<'_, Result<SecretString, AuthFailure>> {
+    fn access_token(
+        &self,
+        account_id: lightspeed_sync::model::AccountId,
+    ) -> BoxFuture<'_, Result<SecretString, AuthFailure>> {
         Box::pin(async move {
             *self.issued.lock().unwrap() += 1;
-            match self.failure(account_id) {
+            match self.failure(account_id.get()) {
                 Some(f) => Err(f),
                 None => Ok(SecretString::from(self.current())),
             }
@@ -90,7 +93,7 @@ impl TokenProvider for TestTokens {
 
     fn token_rejected<'a>(
         &'a self,
-        account_id: u64,
+        account_id: lightspeed_sync::model::AccountId,
         rejected: &'a SecretString,
     ) -> BoxFuture<'a, Result<SecretString, AuthFailure>> {
         Box::pin(async move {
@@ -106,7 +109,7 @@ impl TokenProvider for TestTokens {
                     message,
                 });
             }
-            match self.failure(account_id) {
+            match self.failure(account_id.get()) {
                 Some(f) => Err(f),
                 None => Ok(SecretString::from(self.current())),
             }

@@ -57,10 +57,10 @@ async fn a_next_to_another_origin_is_not_followed_with_the_token() {
             .await;
         let (api, _) = client(&server.uri(), 3);
         // Walk like the sync engine: follow `next` until there is none.
-        let mut url = Some(api.customers_url(ACCOUNT, &Default::default()));
+        let mut url = Some(api.customers_url(ACCOUNT.into(), &Default::default()));
         let mut result = Ok(());
         while let Some(u) = url.take() {
-            match api.get_customers_page(ACCOUNT, &u).await {
+            match api.get_customers_page(ACCOUNT.into(), &u).await {
                 Ok(page) => url = page.next,
                 Err(e) => result = Err(e),
             }
@@ -91,7 +91,10 @@ async fn a_next_to_another_origin_is_not_followed_with_the_token() {
     // A URL on another origin handed in directly is refused the same way.
     let (api, tokens) = client(&server.uri(), 3);
     let foreign = Url::parse(&format!("{}{p}", thief.uri())).unwrap();
-    let err = api.get_customers_page(ACCOUNT, &foreign).await.unwrap_err();
+    let err = api
+        .get_customers_page(ACCOUNT.into(), &foreign)
+        .await
+        .unwrap_err();
     assert!(matches!(err, ApiError::ForeignOrigin { .. }), "{err:?}");
     assert_eq!(
         *tokens.issued.lock().unwrap(),
@@ -115,7 +118,7 @@ async fn a_redirect_is_an_error_naming_its_origin_and_is_not_followed() {
             .mount(&server)
             .await;
         let (api, _) = client(&server.uri(), 3);
-        let err = api.get_accounts(ACCOUNT).await.unwrap_err();
+        let err = api.get_accounts(ACCOUNT.into()).await.unwrap_err();
         match &err {
             ApiError::Redirect {
                 status: s,
@@ -149,8 +152,11 @@ async fn a_body_over_the_limit_is_refused_with_the_url_and_the_limit() {
         .mount(&server)
         .await;
     let (api, _) = client(&server.uri(), 3);
-    let url = api.customers_url(ACCOUNT, &Default::default());
-    let err = api.get_customers_page(ACCOUNT, &url).await.unwrap_err();
+    let url = api.customers_url(ACCOUNT.into(), &Default::default());
+    let err = api
+        .get_customers_page(ACCOUNT.into(), &url)
+        .await
+        .unwrap_err();
     assert!(matches!(err, ApiError::TooLarge { .. }), "{err:?}");
     let text = err.to_string();
     assert!(
@@ -172,8 +178,11 @@ async fn a_body_over_the_limit_is_refused_with_the_url_and_the_limit() {
     let (base, _) = raw_server(vec![Reply::Raw(endless)]).await;
     let (api, _) = client(&base, 3);
     let api = api.with_max_body(64 * 1024);
-    let url = api.customers_url(ACCOUNT, &Default::default());
-    let err = api.get_customers_page(ACCOUNT, &url).await.unwrap_err();
+    let url = api.customers_url(ACCOUNT.into(), &Default::default());
+    let err = api
+        .get_customers_page(ACCOUNT.into(), &url)
+        .await
+        .unwrap_err();
     assert!(
         err.to_string().contains("larger than the limit of 64 KiB"),
         "{err}"
@@ -206,9 +215,9 @@ async fn a_bare_429_backs_off_exponentially_and_retries() {
         .await;
     // The test client's backoff: 2 ms doubling, capped at 10 ms.
     let (api, _) = client(&server.uri(), 6);
-    let url = api.customers_url(ACCOUNT, &Default::default());
+    let url = api.customers_url(ACCOUNT.into(), &Default::default());
     let started = Instant::now();
-    let page = api.get_customers_page(ACCOUNT, &url).await.unwrap();
+    let page = api.get_customers_page(ACCOUNT.into(), &url).await.unwrap();
     assert_eq!(page.records.len(), 1);
     assert_eq!((page.stats.throttled, page.stats.requests), (3, 4));
     // Three waits of at most 2, 4 and 8 ms (not the fixed second each an unknown bucket got).
@@ -228,8 +237,11 @@ async fn endless_bare_429s_give_up_after_max_attempts_naming_the_url() {
         .mount(&server)
         .await;
     let (api, _) = client(&server.uri(), 4);
-    let url = api.customers_url(ACCOUNT, &Default::default());
-    let err = api.get_customers_page(ACCOUNT, &url).await.unwrap_err();
+    let url = api.customers_url(ACCOUNT.into(), &Default::default());
+    let err = api
+        .get_customers_page(ACCOUNT.into(), &url)
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, ApiError::Throttled { count: 4, .. }),
         "{err:?}"

@@ -35,8 +35,8 @@ async fn retry_after_is_honoured_and_counted() {
         .mount(&server)
         .await;
     let (api, _) = client(&server.uri(), 1);
-    let url = api.customers_url(ACCOUNT, &Default::default());
-    let page = api.get_customers_page(ACCOUNT, &url).await.unwrap();
+    let url = api.customers_url(ACCOUNT.into(), &Default::default());
+    let page = api.get_customers_page(ACCOUNT.into(), &url).await.unwrap();
     assert_eq!(
         (
             page.stats.requests,
@@ -74,8 +74,8 @@ async fn burst_limiter_429_without_retry_after_waits_a_second() {
         .mount(&server)
         .await;
     let (api, _) = client(&server.uri(), 1);
-    let url = api.customers_url(ACCOUNT, &Default::default());
-    let page = api.get_customers_page(ACCOUNT, &url).await.unwrap();
+    let url = api.customers_url(ACCOUNT.into(), &Default::default());
+    let page = api.get_customers_page(ACCOUNT.into(), &url).await.unwrap();
     assert_eq!(page.stats.throttled, 1);
     assert!(
         page.stats.waited >= Duration::from_secs(1),
@@ -92,8 +92,11 @@ async fn endless_429_gives_up() {
         .mount(&server)
         .await;
     let (api, _) = client(&server.uri(), 3);
-    let url = api.customers_url(ACCOUNT, &Default::default());
-    let err = api.get_customers_page(ACCOUNT, &url).await.unwrap_err();
+    let url = api.customers_url(ACCOUNT.into(), &Default::default());
+    let err = api
+        .get_customers_page(ACCOUNT.into(), &url)
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, ApiError::Throttled { count: 20, .. }),
         "{err:?}"
@@ -117,14 +120,14 @@ async fn headers_in_any_case_are_learned_and_paced() {
     )
     .await;
     let (api, _) = client(&base, 1);
-    let url = api.customers_url(ACCOUNT, &Default::default());
-    let first = api.get_customers_page(ACCOUNT, &url).await.unwrap();
+    let url = api.customers_url(ACCOUNT.into(), &Default::default());
+    let first = api.get_customers_page(ACCOUNT.into(), &url).await.unwrap();
     assert_eq!(first.stats.waited, Duration::ZERO);
-    let bucket = api.pacer(ACCOUNT).bucket().expect("bucket learned");
+    let bucket = api.pacer(ACCOUNT.into()).bucket().expect("bucket learned");
     assert_eq!((bucket.level, bucket.size, bucket.drip), (89.3, 90.0, 2.0));
     // 89.3 + cost 1 + margin 0.5 = 90.8: wait 0.8 drips at 2/s = 0.4 s before the next request.
-    let second = api.get_customers_page(ACCOUNT, &url).await.unwrap();
+    let second = api.get_customers_page(ACCOUNT.into(), &url).await.unwrap();
     let waited = second.stats.waited.as_secs_f64();
     assert!((0.3..0.5).contains(&waited), "{waited}");
-    assert_eq!(api.pacer(ACCOUNT).bucket().unwrap().level, 89.4);
+    assert_eq!(api.pacer(ACCOUNT.into()).bucket().unwrap().level, 89.4);
 }

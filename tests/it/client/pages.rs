@@ -53,10 +53,10 @@ async fn walks_three_pages_following_next_verbatim() {
         load_contact: true,
         ..Default::default()
     };
-    let mut url = Some(api.customers_url(ACCOUNT, &query));
+    let mut url = Some(api.customers_url(ACCOUNT.into(), &query));
     let (mut ids, mut urls) = (Vec::new(), Vec::new());
     while let Some(u) = url {
-        let page = api.get_customers_page(ACCOUNT, &u).await.unwrap();
+        let page = api.get_customers_page(ACCOUNT.into(), &u).await.unwrap();
         assert_eq!(page.url, u);
         assert_eq!(page.stats.requests, 1);
         ids.extend(page.records.iter().map(|c| c.customer_id));
@@ -87,7 +87,7 @@ async fn one_object_page_and_empty_page() {
         ..Default::default()
     };
     let one = api
-        .get_customers_page(ACCOUNT, &api.customers_url(ACCOUNT, &only))
+        .get_customers_page(ACCOUNT.into(), &api.customers_url(ACCOUNT.into(), &only))
         .await
         .unwrap();
     assert_eq!(one.records.len(), 1);
@@ -99,7 +99,7 @@ async fn one_object_page_and_empty_page() {
         ..Default::default()
     };
     let none = api
-        .get_customers_page(ACCOUNT, &api.customers_url(ACCOUNT, &all))
+        .get_customers_page(ACCOUNT.into(), &api.customers_url(ACCOUNT.into(), &all))
         .await
         .unwrap();
     assert!(none.records.is_empty() && none.next.is_none());
@@ -125,13 +125,13 @@ async fn sends_accept_json_bearer_token_and_encoded_filters() {
         time_stamp: Some(Filter::Ge(since)),
         ..Default::default()
     };
-    let url = api.customers_url(ACCOUNT, &query);
+    let url = api.customers_url(ACCOUNT.into(), &query);
     assert!(
         url.as_str()
             .contains("timeStamp=%3E%3D%2C2026-01-01T00:00:00-00:00"),
         "{url}"
     );
-    let page = api.get_customers_page(ACCOUNT, &url).await.unwrap();
+    let page = api.get_customers_page(ACCOUNT.into(), &url).await.unwrap();
     assert_eq!(page.records.len(), 1);
     let ua = &server.received_requests().await.unwrap()[0].headers["user-agent"];
     assert!(ua.to_str().unwrap().starts_with("lightspeed-sync/"));
@@ -157,16 +157,16 @@ async fn accounts_and_account_detail() {
         .mount(&server)
         .await;
     let (api, _) = client(&server.uri(), 1);
-    let accounts = api.get_accounts(ACCOUNT).await.unwrap();
+    let accounts = api.get_accounts(ACCOUNT.into()).await.unwrap();
     assert_eq!(accounts.value.len(), 1);
     assert_eq!(
         (
             accounts.value[0].account_id,
             accounts.value[0].name.as_str()
         ),
-        (ACCOUNT, "Kit Kraft Sandbox")
+        (ACCOUNT.into(), "Kit Kraft Sandbox")
     );
-    let detail = api.get_account_detail(ACCOUNT).await.unwrap();
+    let detail = api.get_account_detail(ACCOUNT.into()).await.unwrap();
     assert_eq!(detail.value.status.as_deref(), Some("customer"));
     assert_eq!(detail.value.currency_code.as_deref(), Some("USD"));
     assert_eq!(detail.stats.requests, 1);

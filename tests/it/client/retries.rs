@@ -12,7 +12,7 @@ use crate::client::helpers::{
 };
 
 fn customers_url(api: &lightspeed_sync::lightspeed::ApiClient) -> url::Url {
-    api.customers_url(ACCOUNT, &Default::default())
+    api.customers_url(ACCOUNT.into(), &Default::default())
 }
 
 #[tokio::test]
@@ -33,7 +33,7 @@ async fn retries_502_html_then_succeeds() {
         .await;
     let (api, _) = client(&server.uri(), 3);
     let page = api
-        .get_customers_page(ACCOUNT, &customers_url(&api))
+        .get_customers_page(ACCOUNT.into(), &customers_url(&api))
         .await
         .unwrap();
     assert_eq!(page.records.len(), 1);
@@ -63,7 +63,7 @@ async fn retries_400_please_try_again_later() {
         .await;
     let (api, _) = client(&server.uri(), 3);
     let page = api
-        .get_customers_page(ACCOUNT, &customers_url(&api))
+        .get_customers_page(ACCOUNT.into(), &customers_url(&api))
         .await
         .unwrap();
     assert_eq!(page.stats.retries, 1);
@@ -79,7 +79,10 @@ async fn gives_up_after_max_attempts_naming_the_url() {
         .await;
     let (api, _) = client(&server.uri(), 4);
     let url = customers_url(&api);
-    let err = api.get_customers_page(ACCOUNT, &url).await.unwrap_err();
+    let err = api
+        .get_customers_page(ACCOUNT.into(), &url)
+        .await
+        .unwrap_err();
     match &err {
         ApiError::Unavailable {
             url: u,
@@ -104,7 +107,7 @@ async fn dropped_connection_is_retried() {
     let (base, seen) = raw_server(vec![Reply::Close, Reply::Raw(http_ok(&body, ""))]).await;
     let (api, _) = client(&base, 3);
     let page = api
-        .get_customers_page(ACCOUNT, &customers_url(&api))
+        .get_customers_page(ACCOUNT.into(), &customers_url(&api))
         .await
         .unwrap();
     assert_eq!(page.records.len(), 2);
@@ -121,7 +124,7 @@ async fn cut_body_is_retried() {
     let (base, _) = raw_server(vec![Reply::Raw(cut), Reply::Raw(full)]).await;
     let (api, _) = client(&base, 3);
     let page = api
-        .get_customers_page(ACCOUNT, &customers_url(&api))
+        .get_customers_page(ACCOUNT.into(), &customers_url(&api))
         .await
         .unwrap();
     assert_eq!(page.records.len(), 2);
@@ -140,7 +143,7 @@ async fn json_cut_short_without_length_is_retried() {
     let (base, _) = raw_server(vec![Reply::Raw(cut), Reply::Raw(whole)]).await;
     let (api, _) = client(&base, 3);
     let page = api
-        .get_customers_page(ACCOUNT, &customers_url(&api))
+        .get_customers_page(ACCOUNT.into(), &customers_url(&api))
         .await
         .unwrap();
     assert_eq!(
@@ -165,7 +168,7 @@ async fn timeout_is_retried() {
     settings.request_timeout = std::time::Duration::from_millis(300);
     let (api, _) = client_from(&settings);
     let page = api
-        .get_customers_page(ACCOUNT, &customers_url(&api))
+        .get_customers_page(ACCOUNT.into(), &customers_url(&api))
         .await
         .unwrap();
     assert_eq!(page.stats.retries, 1);

@@ -22,20 +22,23 @@ struct SimTokens {
 }
 
 impl TokenProvider for SimTokens {
-    fn access_token(&self, _account_id: u64) -> BoxFuture<'_, Result<SecretString, AuthFailure>> {
+    fn access_token(
+        &self,
+        _account_id: lightspeed_sync::model::AccountId,
+    ) -> BoxFuture<'_, Result<SecretString, AuthFailure>> {
         Box::pin(async move { Ok(SecretString::from(self.current.lock().unwrap().clone())) })
     }
 
     fn token_rejected<'a>(
         &'a self,
-        account_id: u64,
+        account_id: lightspeed_sync::model::AccountId,
         rejected: &'a SecretString,
     ) -> BoxFuture<'a, Result<SecretString, AuthFailure>> {
         Box::pin(async move {
             *self.rejected.lock().unwrap() += 1;
             let mut current = self.current.lock().unwrap();
             if *current == rejected.expose_secret() {
-                *current = self.sim.issue_tokens(account_id).access_token;
+                *current = self.sim.issue_tokens(account_id.get()).access_token;
             }
             Ok(SecretString::from(current.clone()))
         })
@@ -73,9 +76,9 @@ async fn walk(api: &ApiClient, account: u64) -> (Vec<Customer>, CallStats) {
         ..Default::default()
     };
     let (mut all, mut stats) = (Vec::new(), CallStats::default());
-    let mut url = Some(api.customers_url(account, &query));
+    let mut url = Some(api.customers_url(account.into(), &query));
     while let Some(u) = url {
-        let page = api.get_customers_page(account, &u).await.unwrap();
+        let page = api.get_customers_page(account.into(), &u).await.unwrap();
         stats.add(&page.stats);
         all.extend(page.records);
         url = page.next;

@@ -241,7 +241,7 @@ fn a_fleet_s_walks_are_spread_over_the_period() {
     let every = Duration::from_secs(7 * 86_400);
     let mut per_day = [0u32; 7];
     for id in 1..=1000u64 {
-        let at = stagger(id, every);
+        let at = stagger(id.into(), every);
         assert!(at < every);
         per_day[(at.as_secs() / 86_400) as usize] += 1;
     }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use lightspeed_sync::daemon::status::StatusReport;
 use lightspeed_sync::daemon::worker::Tick;
+use lightspeed_sync::model::{Kind, RunStatus};
 use lightspeed_sync::tokens::store::mark_needs_reauth;
 use sqlx::PgPool;
 use tokio::net::{TcpListener, TcpStream};
@@ -232,7 +233,7 @@ async fn metrics_are_prometheus_text_and_move_with_a_sync(pool: PgPool) {
         }
     }
 
-    mark_needs_reauth(&env.pool, ids[0], "invalid_grant: test")
+    mark_needs_reauth(&env.pool, ids[0].into(), "invalid_grant: test")
         .await
         .unwrap();
     let later = scrape(&client, &d).await;
@@ -308,7 +309,9 @@ async fn status_lists_accounts_with_their_streams_and_shows_needs_reauth(pool: P
     d.worker.tick(Tick::Initial).await.unwrap();
     d.worker.wait_idle().await;
     let reason = "the refresh token was rejected (invalid_grant: revoked in a test)";
-    mark_needs_reauth(&env.pool, ids[2], reason).await.unwrap();
+    mark_needs_reauth(&env.pool, ids[2].into(), reason)
+        .await
+        .unwrap();
 
     let client = reqwest::Client::new();
     let http: StatusReport = client
@@ -319,21 +322,21 @@ async fn status_lists_accounts_with_their_streams_and_shows_needs_reauth(pool: P
         .json()
         .await
         .unwrap();
-    let listed: Vec<u64> = http.accounts.iter().map(|a| a.account_id).collect();
+    let listed: Vec<u64> = http.accounts.iter().map(|a| a.account_id.get()).collect();
     assert_eq!(listed, ids);
     for a in &http.accounts {
         assert!(!a.name.is_empty(), "{a:?}");
         let streams: Vec<&str> = a.streams.iter().map(|s| s.stream.as_str()).collect();
         assert_eq!(streams, ["accounts", "customers"]);
         for s in &a.streams {
-            assert_eq!(s.last_status.as_deref(), Some("succeeded"), "{s:?}");
+            assert_eq!(s.last_status, Some(RunStatus::Succeeded), "{s:?}");
             assert!(s.last_success_at.is_some() && s.lag_seconds.is_some());
             assert_eq!(s.last_error, None);
         }
         let customers = &a.streams[1];
         // Every customer, plus the few an incremental walk reads twice at page boundaries.
         assert!(customers.last_rows.unwrap() >= 120, "{customers:?}");
-        assert_eq!(customers.last_kind.as_deref(), Some("incremental"));
+        assert_eq!(customers.last_kind, Some(Kind::Incremental));
     }
     let stale = &http.accounts[2];
     assert_eq!(stale.authorization, "needs_reauth");

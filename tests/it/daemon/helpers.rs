@@ -436,12 +436,12 @@ pub struct OnPage<F>(pub F);
 impl<F: Fn(u64) + Send + Sync> Progress for OnPage<F> {
     fn page(
         &self,
-        account_id: u64,
+        account_id: lightspeed_sync::model::AccountId,
         _: lightspeed_sync::sync::Stream,
         _: usize,
         _: &lightspeed_sync::lightspeed::api::CallStats,
     ) {
-        (self.0)(account_id)
+        (self.0)(account_id.get())
     }
 }
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use lightspeed_sync::db::leases::{self, try_acquire};
 use lightspeed_sync::db::runs::{self, StartError};
+use lightspeed_sync::model::{Kind, RunStatus, Stream};
 use lightspeed_sync::sync::lease::LeaseGuard;
 use sqlx::PgPool;
 
@@ -14,20 +15,34 @@ const LONG: Duration = Duration::from_secs(600);
 
 #[sqlx::test]
 async fn a_live_holders_lease_is_busy_and_free_the_moment_its_presence_is_gone(pool: PgPool) {
-    let held = LeaseGuard::acquire(&pool, 7, "holder-a", LONG)
+    let held = LeaseGuard::acquire(&pool, 7.into(), "holder-a", LONG)
         .await
         .unwrap()
         .expect("free");
     assert!(leases::holder_alive(&pool, "holder-a").await.unwrap());
-    assert_eq!(try_acquire(&pool, 7, "holder-b", LONG).await.unwrap(), None);
-    assert_eq!(leases::takeable(&pool, &[7, 8]).await.unwrap(), vec![8]);
+    assert_eq!(
+        try_acquire(&pool, 7.into(), "holder-b", LONG)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        leases::takeable(&pool, &[7.into(), 8.into()])
+            .await
+            .unwrap(),
+        vec![8]
+    );
     // Dropped without release (as in a crash): the lease has 10 minutes left, but the holder's
     // presence session closes with its last handle.
     drop(held);
     let lease = wait_for(
         "the lease to be free once its holder is gone",
         Duration::from_secs(10),
-        || async { try_acquire(&pool, 7, "holder-b", LONG).await.unwrap() },
+        || async {
+            try_acquire(&pool, 7.into(), "holder-b", LONG)
+                .await
+                .unwrap()
+        },
     )
     .await;
     assert_eq!(lease.epoch, 2);
@@ -37,19 +52,24 @@ async fn a_live_holders_lease_is_busy_and_free_the_moment_its_presence_is_gone(p
 #[sqlx::test]
 async fn a_live_but_stalled_holders_lease_is_taken_once_it_expires(pool: PgPool) {
     // A long TTL: its renewer does not fire during the test, as if the holder were stalled.
-    let held = LeaseGuard::acquire(&pool, 7, "holder-a", LONG)
+    let held = LeaseGuard::acquire(&pool, 7.into(), "holder-a", LONG)
         .await
         .unwrap()
         .expect("free");
     let stalled = held.lease().clone();
-    assert_eq!(try_acquire(&pool, 7, "holder-b", LONG).await.unwrap(), None);
+    assert_eq!(
+        try_acquire(&pool, 7.into(), "holder-b", LONG)
+            .await
+            .unwrap(),
+        None
+    );
     // Its lease runs out (the TTL fallback), its process still alive.
     sqlx::query("UPDATE lightspeed_sync.leases SET expires_at = now() - interval '1 second'")
         .execute(&pool)
         .await
         .unwrap();
     assert!(leases::holder_alive(&pool, "holder-a").await.unwrap());
-    let taken = try_acquire(&pool, 7, "holder-b", LONG)
+    let taken = try_acquire(&pool, 7.into(), "holder-b", LONG)
         .await
         .unwrap()
         .expect("expired: taken although its holder is alive");
@@ -67,17 +87,23 @@ async fn a_live_but_stalled_holders_lease_is_taken_once_it_expires(pool: PgPool)
 #[sqlx::test]
 async fn a_stale_holder_can_neither_finish_nor_start_a_run_after_a_takeover(pool: PgPool) {
     // Taken without a presence: to another holder it looks gone at once.
-    let stale = try_acquire(&pool, 7, "holder-a", LONG)
+    let stale = try_acquire(&pool, 7.into(), "holder-a", LONG)
         .await
         .unwrap()
         .unwrap();
-    let (run, _) = runs::start(&pool, 7, "customers", "incremental", "holder-a")
+    let (run, _) = runs::start(
+        &pool,
+        7.into(),
+        Stream::Customers,
+        Kind::Incremental,
+        "holder-a",
+    )
+    .await
+    .unwrap();
+    let (other, _) = runs::start(&pool, 7.into(), Stream::Accounts, Kind::Full, "holder-a")
         .await
         .unwrap();
-    let (other, _) = runs::start(&pool, 7, "accounts", "full", "holder-a")
-        .await
-        .unwrap();
-    let new = try_acquire(&pool, 7, "holder-b", LONG)
+    let new = try_acquire(&pool, 7.into(), "holder-b", LONG)
         .await
         .unwrap()
         .expect("the holder is gone");
@@ -91,7 +117,7 @@ async fn a_stale_holder_can_neither_finish_nor_start_a_run_after_a_takeover(pool
     let closed = runs::get(&pool, run).await.unwrap();
     // The stale holder thaws: its end of the run is not recorded over the takeover's.
     assert!(
-        !runs::finish(&pool, run, "failed", Some("late"))
+        !runs::finish(&pool, run, RunStatus::Failed, Some("late"))
             .await
             .unwrap()
     );
@@ -112,18 +138,36 @@ async fn a_stale_holder_can_neither_finish_nor_start_a_run_after_a_takeover(pool
         )
     );
     // Nor can it start another run of the account.
-    match runs::start(&pool, 7, "customers", "incremental", "holder-a").await {
-        Err(StartError::NotHeld { account_id: 7 }) => {}
+    match runs::start(
+        &pool,
+        7.into(),
+        Stream::Customers,
+        Kind::Incremental,
+        "holder-a",
+    )
+    .await
+    {
+        Err(StartError::NotHeld { account_id }) if account_id == 7 => {}
         other => panic!("the stale holder started a run: {other:?}"),
     }
     // The new holder's run starts after the stale ones ended, and ends once.
-    let (mine, started) = runs::start(&pool, 7, "customers", "incremental", "holder-b")
-        .await
-        .unwrap();
+    let (mine, started) = runs::start(
+        &pool,
+        7.into(),
+        Stream::Customers,
+        Kind::Incremental,
+        "holder-b",
+    )
+    .await
+    .unwrap();
     assert!(closed.finished_at.unwrap() <= started);
-    assert!(runs::finish(&pool, mine, "succeeded", None).await.unwrap());
     assert!(
-        !runs::finish(&pool, mine, "failed", Some("twice"))
+        runs::finish(&pool, mine, RunStatus::Succeeded, None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !runs::finish(&pool, mine, RunStatus::Failed, Some("twice"))
             .await
             .unwrap()
     );
@@ -135,7 +179,7 @@ async fn one_renewer_keeps_all_of_a_processs_leases_and_reports_each_one_lost(po
     let ttl = Duration::from_millis(1500);
     let mut guards = Vec::new();
     for account in 1..=50 {
-        let guard = LeaseGuard::acquire(&pool, account, "holder-a", ttl)
+        let guard = LeaseGuard::acquire(&pool, account.into(), "holder-a", ttl)
             .await
             .unwrap()
             .expect("free");

@@ -405,10 +405,15 @@ async fn sync_no_wait_exits_75_on_an_account_a_live_process_holds_and_1_if_one_a
     let env = env(pool, fast(2, 50)).await;
     let ids = env.sim.account_ids();
     let settings = daemon_settings(&env, [NEVER, NEVER, NEVER], 2);
-    let held = LeaseGuard::acquire(&env.pool, ids[0], "live-holder", Duration::from_secs(60))
-        .await
-        .unwrap()
-        .expect("free");
+    let held = LeaseGuard::acquire(
+        &env.pool,
+        ids[0].into(),
+        "live-holder",
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap()
+    .expect("free");
     let envs = child_env(&settings, &env.pool);
     let (status, out, err) = crate::daemon::helpers::run_cli(&["sync", "--no-wait"], &envs).await;
     assert_eq!(status.code(), Some(75), "{out}\n{err}");
@@ -429,9 +434,13 @@ async fn sync_no_wait_exits_75_on_an_account_a_live_process_holds_and_1_if_one_a
     );
     env.assert_mirror_matches(ids[1]).await;
     // A failure wins over a skip: with the other account needing re-authorization, exit 1.
-    lightspeed_sync::tokens::store::mark_needs_reauth(&env.pool, ids[1], "invalid_grant: test")
-        .await
-        .unwrap();
+    lightspeed_sync::tokens::store::mark_needs_reauth(
+        &env.pool,
+        ids[1].into(),
+        "invalid_grant: test",
+    )
+    .await
+    .unwrap();
     let (status, out, err) = crate::daemon::helpers::run_cli(&["sync", "--no-wait"], &envs).await;
     assert_eq!(status.code(), Some(1), "{out}\n{err}");
     assert!(out.contains("being synced by another process"), "{out}");
@@ -444,7 +453,7 @@ async fn sync_waits_for_a_live_holder_then_proceeds_once_it_releases(pool: PgPoo
     let env = env(pool, fast(1, 50)).await;
     let a = env.sim.account_ids()[0];
     let settings = daemon_settings(&env, [NEVER, NEVER, NEVER], 1);
-    let held = LeaseGuard::acquire(&env.pool, a, "live-holder", Duration::from_secs(60))
+    let held = LeaseGuard::acquire(&env.pool, a.into(), "live-holder", Duration::from_secs(60))
         .await
         .unwrap()
         .expect("free");

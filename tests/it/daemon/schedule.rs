@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lightspeed_sync::daemon::worker::{Enqueued, Job, Tick, Worker};
+use lightspeed_sync::model::AccountId;
 use lightspeed_sync::sync::lease::LEASE_TTL;
 use lightspeed_sync::tokens::store::{NewTokens, list_accounts, mark_needs_reauth};
 use secrecy::SecretString;
@@ -43,12 +44,13 @@ async fn reconnect(env: &Env, account: u64) {
     };
     env.tokens
         .store()
-        .save_authorized(account, "", &new)
+        .save_authorized(account.into(), "", &new)
         .await
         .unwrap();
 }
 
-fn sorted(mut v: Vec<u64>) -> Vec<u64> {
+fn sorted<T: Into<u64>>(v: Vec<T>) -> Vec<u64> {
+    let mut v: Vec<u64> = v.into_iter().map(Into::into).collect();
     v.sort();
     v
 }
@@ -59,14 +61,14 @@ async fn a_tick_syncs_every_connected_account_skips_those_needing_reauth_and_see
 ) {
     let env = env(pool, fast(3, 150)).await;
     let ids = sorted(env.sim.account_ids());
-    mark_needs_reauth(&env.pool, ids[2], "invalid_grant: revoked in a test")
+    mark_needs_reauth(&env.pool, ids[2].into(), "invalid_grant: revoked in a test")
         .await
         .unwrap();
     let worker = worker(&env, 2);
 
     let report = worker.tick(Tick::Initial).await.unwrap();
     assert_eq!(sorted(report.started), ids[..2]);
-    assert_eq!(report.needs_reauth, vec![ids[2]]);
+    assert_eq!(report.needs_reauth, vec![AccountId::from(ids[2])]);
     worker.wait_idle().await;
     let all = runs(&env.pool).await;
     for &a in &ids[..2] {
@@ -178,7 +180,7 @@ async fn slots_are_shared_fairly_between_accounts(pool: PgPool) {
         let (slot, fired, first) = (slot.clone(), fired.clone(), first.clone());
         // The first account gets more work while it runs: it must queue behind the others.
         let hook = OnPage(move |account| {
-            if account == first.account_id && !fired.swap(true, Ordering::SeqCst) {
+            if first.account_id == account && !fired.swap(true, Ordering::SeqCst) {
                 let w = slot.lock().unwrap().clone().unwrap();
                 w.enqueue(first.clone(), &[Job::Customers]);
             }
@@ -211,7 +213,7 @@ async fn slots_are_shared_fairly_between_accounts(pool: PgPool) {
         .iter()
         .map(|r| r.account_id as u64)
         .collect();
-    let ids: Vec<u64> = infos.iter().map(|i| i.account_id).collect();
+    let ids: Vec<u64> = infos.iter().map(|i| i.account_id.get()).collect();
     // Every account's first run starts before the first account's second one: the accounts are
     // not queued behind one another, and the extra work queues behind theirs.
     assert_eq!(order.len(), 4, "{order:?}");

@@ -77,7 +77,7 @@ async fn the_status_page_renders_a_fleet_and_a_needs_reauth_account_stands_out(p
     let reauth = ids[17];
     mark_needs_reauth(
         &env.pool,
-        reauth,
+        reauth.into(),
         "invalid_grant: <b>revoked</b> by the merchant",
     )
     .await

@@ -11,9 +11,15 @@ use crate::sync::helpers::{Env, env, fast, settings_for};
 
 async fn doctor(settings: &Settings, accounts: Vec<u64>) -> (usize, String) {
     let mut out = Vec::new();
-    let failed = check(settings, &DoctorArgs { accounts }, &mut out)
-        .await
-        .unwrap();
+    let failed = check(
+        settings,
+        &DoctorArgs {
+            accounts: accounts.into_iter().map(Into::into).collect(),
+        },
+        &mut out,
+    )
+    .await
+    .unwrap();
     (failed, String::from_utf8(out).unwrap())
 }
 
@@ -41,7 +47,7 @@ async fn assert_no_secret_or_personal_data(env: &Env, settings: &Settings, out: 
             .to_string(),
     ];
     for account in env.sim.account_ids() {
-        if let Ok(Some(stored)) = env.tokens.store().load(account).await {
+        if let Ok(Some(stored)) = env.tokens.store().load(account.into()).await {
             secrets.push(stored.access_token.expose_secret().to_string());
             secrets.push(stored.refresh_token.expose_secret().to_string());
         }

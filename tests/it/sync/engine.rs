@@ -118,10 +118,15 @@ async fn following_the_cursor_alone_would_have_lost_ties(pool: PgPool) {
         archived: Some(Archived::Include),
         ..CustomerQuery::default()
     };
-    let mut url = env.engine.api.customers_url(a, &query);
+    let mut url = env.engine.api.customers_url(a.into(), &query);
     let mut seen = std::collections::HashSet::new();
     loop {
-        let page = env.engine.api.get_customers_page(a, &url).await.unwrap();
+        let page = env
+            .engine
+            .api
+            .get_customers_page(a.into(), &url)
+            .await
+            .unwrap();
         seen.extend(page.records.iter().map(|c| c.customer_id));
         match page.next {
             Some(n) => url = n,
@@ -206,7 +211,13 @@ struct MutateDuringRun {
 }
 
 impl lightspeed_sync::sync::Progress for MutateDuringRun {
-    fn page(&self, _: u64, _: Stream, _: usize, _: &lightspeed_sync::lightspeed::CallStats) {
+    fn page(
+        &self,
+        _: lightspeed_sync::model::AccountId,
+        _: Stream,
+        _: usize,
+        _: &lightspeed_sync::lightspeed::CallStats,
+    ) {
         let Some((sim, a)) = self.sim.get() else {
             return;
         };

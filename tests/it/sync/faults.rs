@@ -7,7 +7,7 @@ use sqlx::PgPool;
 use crate::sync::helpers::{env, fast};
 
 async fn watermark(pool: &PgPool, account: u64) -> Option<chrono::DateTime<chrono::Utc>> {
-    lightspeed_sync::db::cursors::watermark(pool, account as i64, "customers")
+    lightspeed_sync::db::cursors::watermark(pool, account.into(), Stream::Customers)
         .await
         .unwrap()
 }

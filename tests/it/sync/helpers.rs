@@ -79,7 +79,7 @@ pub async fn env_with(pool: PgPool, cfg: SimConfig, progress: Arc<dyn Progress>)
         };
         tokens
             .store()
-            .save_authorized(account, "", &new)
+            .save_authorized(account.into(), "", &new)
             .await
             .unwrap();
     }
@@ -112,7 +112,7 @@ impl Env {
     pub async fn lease(&self, account: u64) -> Lease {
         lightspeed_sync::db::leases::try_acquire(
             &self.pool,
-            account as i64,
+            account.into(),
             &self.engine.replica,
             Duration::from_secs(600),
         )

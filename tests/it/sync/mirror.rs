@@ -1,7 +1,8 @@
 //! The mirror's upsert rules, straight against Postgres.
 
 use chrono::{DateTime, TimeZone, Utc};
-use lightspeed_sync::db::mirror::{AddressRow, CustomerRow, dedupe_newest, upsert_customers};
+use lightspeed_sync::db::mirror::{AddressRow, CustomerRow, upsert_customers};
+use lightspeed_sync::sync::convert::dedupe_newest;
 use sqlx::PgPool;
 
 fn at(secs: i64) -> DateTime<Utc> {
@@ -73,13 +74,16 @@ async fn an_older_page_replayed_does_not_overwrite_newer_rows(pool: PgPool) {
         row(1, "New", 100, "new@example.com"),
         row(2, "Two", 50, "two@example.com"),
     ];
-    assert_eq!(upsert_customers(&mut conn, 1, &newer).await.unwrap(), 2);
+    assert_eq!(
+        upsert_customers(&mut conn, 1.into(), &newer).await.unwrap(),
+        2
+    );
     let older = vec![
         row(1, "Old", 10, "old@example.com"),
         row(2, "Two", 50, "two@example.com"),
     ];
     assert_eq!(
-        upsert_customers(&mut conn, 1, &older).await.unwrap(),
+        upsert_customers(&mut conn, 1.into(), &older).await.unwrap(),
         0,
         "nothing older or identical is written"
     );
@@ -90,7 +94,9 @@ async fn an_older_page_replayed_does_not_overwrite_newer_rows(pool: PgPool) {
     // Same stamp, different content (a Contact-only edit that did not move timeStamp): replaced.
     let same_stamp = vec![row(1, "New", 100, "changed@example.com")];
     assert_eq!(
-        upsert_customers(&mut conn, 1, &same_stamp).await.unwrap(),
+        upsert_customers(&mut conn, 1.into(), &same_stamp)
+            .await
+            .unwrap(),
         1
     );
     assert_eq!(
@@ -116,7 +122,10 @@ async fn the_same_id_twice_in_one_page_keeps_the_newest(pool: PgPool) {
     ];
     let rows = dedupe_newest(page);
     assert_eq!(rows.len(), 2);
-    assert_eq!(upsert_customers(&mut conn, 1, &rows).await.unwrap(), 2);
+    assert_eq!(
+        upsert_customers(&mut conn, 1.into(), &rows).await.unwrap(),
+        2
+    );
     assert_eq!(
         stored(&pool, 5).await,
         ("Second".into(), at(20), vec!["b@x".into()])
@@ -131,7 +140,7 @@ async fn rows_not_seen_by_a_complete_walk_are_marked_deleted_and_revived_when_th
     let mut conn = pool.acquire().await.unwrap();
     upsert_customers(
         &mut conn,
-        1,
+        1.into(),
         &[row(1, "A", 1, "a@x"), row(2, "B", 1, "b@x")],
     )
     .await
@@ -142,12 +151,12 @@ async fn rows_not_seen_by_a_complete_walk_are_marked_deleted_and_revived_when_th
         .unwrap();
     // The walk sees only customer 1 (unchanged: not rewritten, but still marked seen).
     let mut tx = pool.begin().await.unwrap();
-    upsert_customers(&mut tx, 1, &[row(1, "A", 1, "a@x")])
+    upsert_customers(&mut tx, 1.into(), &[row(1, "A", 1, "a@x")])
         .await
         .unwrap();
     tx.commit().await.unwrap();
     assert_eq!(
-        mark_unseen_deleted(&mut conn, 1, walk_started)
+        mark_unseen_deleted(&mut conn, 1.into(), walk_started)
             .await
             .unwrap(),
         1
@@ -160,7 +169,7 @@ async fn rows_not_seen_by_a_complete_walk_are_marked_deleted_and_revived_when_th
     .unwrap();
     assert_eq!(deleted, vec![2]);
     // It comes back upstream: seen again, no longer deleted.
-    upsert_customers(&mut conn, 1, &[row(2, "B", 1, "b@x")])
+    upsert_customers(&mut conn, 1.into(), &[row(2, "B", 1, "b@x")])
         .await
         .unwrap();
     let deleted: i64 = sqlx::query_scalar(
@@ -178,7 +187,10 @@ async fn rows_not_seen_by_a_complete_walk_are_marked_deleted_and_revived_when_th
 async fn child_rows_of_unchanged_customers_on_a_page_are_not_rewritten(pool: PgPool) {
     let mut conn = pool.acquire().await.unwrap();
     let page = vec![row(1, "Ann", 10, "a@x"), row(2, "Bob", 10, "b@x")];
-    assert_eq!(upsert_customers(&mut conn, 1, &page).await.unwrap(), 2);
+    assert_eq!(
+        upsert_customers(&mut conn, 1.into(), &page).await.unwrap(),
+        2
+    );
     let versions = || async {
         let v: Vec<(i64, String, String)> = sqlx::query_as(
             "SELECT e.customer_id, e.xmin::text, a.xmin::text
@@ -195,7 +207,10 @@ async fn child_rows_of_unchanged_customers_on_a_page_are_not_rewritten(pool: PgP
     assert_eq!(before.len(), 2);
     // Ann is edited, Bob comes back identical.
     let page = vec![row(1, "Ann", 20, "ann@x"), row(2, "Bob", 10, "b@x")];
-    assert_eq!(upsert_customers(&mut conn, 1, &page).await.unwrap(), 1);
+    assert_eq!(
+        upsert_customers(&mut conn, 1.into(), &page).await.unwrap(),
+        1
+    );
     let after = versions().await;
     assert_ne!(after[0].1, before[0].1, "Ann's email was replaced");
     assert_ne!(after[0].2, before[0].2, "Ann's address was replaced");
@@ -259,7 +274,9 @@ async fn tricky_text_in_every_child_table_and_tag_round_trips_exactly(pool: PgPo
     again.value = Some("the last one".into());
     r.custom_fields.push(again);
     assert_eq!(
-        upsert_customers(&mut conn, 1, &[r.clone()]).await.unwrap(),
+        upsert_customers(&mut conn, 1.into(), &[r.clone()])
+            .await
+            .unwrap(),
         1
     );
 
@@ -363,7 +380,7 @@ async fn tricky_text_in_every_child_table_and_tag_round_trips_exactly(pool: PgPo
     let (mut none, mut empty) = (row(8, "Bob", 10, "b@x"), row(9, "Cy", 10, "c@x"));
     none.tags = None;
     empty.tags = Some(vec![]);
-    upsert_customers(&mut conn, 1, &[none, empty])
+    upsert_customers(&mut conn, 1.into(), &[none, empty])
         .await
         .unwrap();
     let tags: Vec<Option<Vec<String>>> = sqlx::query_scalar(
@@ -383,7 +400,9 @@ async fn a_nul_in_a_child_row_fails_the_page_cleanly(pool: PgPool) {
     let mut txn = pool.begin().await.unwrap();
     let mut r = row(7, "Ann", 10, "a@x");
     r.websites = vec!["http://x/\u{0}".into()];
-    let err = upsert_customers(&mut txn, 1, &[r]).await.unwrap_err();
+    let err = upsert_customers(&mut txn, 1.into(), &[r])
+        .await
+        .unwrap_err();
     assert!(
         err.to_string().contains("0x00"),
         "Postgres names the byte: {err}"
@@ -394,4 +413,36 @@ async fn a_nul_in_a_child_row_fails_the_page_cleanly(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(n, 0);
+}
+
+/// An account ID is a `u64` in the API and a `bigint` in the tables: one beyond `i64::MAX` is
+/// refused by name when bound (it was silently saturated to `i64::MAX` before `AccountId`), and a
+/// negative one in the database is refused when read.
+#[sqlx::test]
+async fn an_account_id_that_does_not_fit_a_bigint_is_refused_by_name(pool: PgPool) {
+    use lightspeed_sync::model::{AccountId, Stream};
+    let too_big = AccountId::from(u64::MAX);
+    let err = lightspeed_sync::db::cursors::watermark(&pool, too_big, Stream::Customers)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("account ID 18446744073709551615 does not fit a bigint"),
+        "{err}"
+    );
+    let err = sqlx::query_scalar::<_, AccountId>("SELECT (-5)::bigint")
+        .fetch_one(&pool)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("account ID -5 in the database is negative"),
+        "{err}"
+    );
+    let fine: AccountId = sqlx::query_scalar("SELECT $1::bigint")
+        .bind(AccountId::from(120_645))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(fine, 120_645);
 }

@@ -94,7 +94,7 @@ async fn a_refused_between_operator_falls_back_to_equality_in_the_tie_sweep(pool
     };
     let lease = try_acquire(
         &pool,
-        account as i64,
+        account.into(),
         "mock",
         std::time::Duration::from_secs(60),
     )

@@ -427,7 +427,7 @@ fn engine(pool: &PgPool, base: &str) -> (Engine, Arc<client_helpers::TestTokens>
 async fn run(engine: &Engine, account: u64, stream: Stream, kind: Kind) -> RunReport {
     let lease = try_acquire(
         &engine.pool,
-        account as i64,
+        account.into(),
         "recorded",
         Duration::from_secs(60),
     )
@@ -638,7 +638,7 @@ async fn every_recorded_account_list_parses_with_its_recorded_headers(pool: PgPo
             let (level, size) = level.split_once('/').unwrap();
             let bucket = engine
                 .api
-                .pacer(account)
+                .pacer(account.into())
                 .bucket()
                 .expect("bucket header read");
             assert_eq!(bucket.size, size.parse::<f64>().unwrap(), "{file}");

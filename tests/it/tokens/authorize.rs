@@ -173,7 +173,7 @@ async fn two_accounts_through_stdin(pool: PgPool) {
         assert_eq!(
             connected,
             Connected {
-                account_id: account,
+                account_id: account.into(),
                 account_name: format!("Shop {account}")
             }
         );
@@ -194,8 +194,8 @@ async fn two_accounts_through_stdin(pool: PgPool) {
             .map(|i| (i.account_id, i.status))
             .collect::<Vec<_>>(),
         [
-            (101, AccountStatus::Connected),
-            (102, AccountStatus::Connected)
+            (101.into(), AccountStatus::Connected),
+            (102.into(), AccountStatus::Connected)
         ]
     );
 }
@@ -367,7 +367,7 @@ async fn disconnect_revokes_and_deletes(pool: PgPool) {
         .result
         .unwrap();
     assert_eq!(
-        disconnect(&s, &pool, 5, false).await.unwrap(),
+        disconnect(&s, &pool, 5.into(), false).await.unwrap(),
         Disconnected::Revoked
     );
     assert!(list_accounts(&pool).await.unwrap().is_empty());
@@ -381,7 +381,7 @@ async fn disconnect_revokes_and_deletes(pool: PgPool) {
         .count();
     assert_eq!(revokes, 1);
     assert!(
-        disconnect(&s, &pool, 5, false)
+        disconnect(&s, &pool, 5.into(), false)
             .await
             .unwrap_err()
             .to_string()

@@ -349,7 +349,10 @@ pub async fn store_pair(
         refresh_token: &refresh,
         access_expires_at: expires_at,
     };
-    store.save_authorized(account, "", &tokens).await.unwrap();
+    store
+        .save_authorized(account.into(), "", &tokens)
+        .await
+        .unwrap();
 }
 
 /// A log sink for a test: everything at TRACE, kept in memory.

@@ -111,7 +111,7 @@ async fn a_307_on_revoke_makes_disconnect_fail_without_sending_the_secret_elsewh
     let s = settings_at(&auth.uri());
     let pair = ("access-abc".to_string(), "refresh-def-ghi".to_string());
     store_pair(&s, &pool, 7, &pair, chrono::Utc::now()).await;
-    let err = disconnect(&s, &pool, 7, false).await.unwrap_err();
+    let err = disconnect(&s, &pool, 7.into(), false).await.unwrap_err();
     let text = format!("{err:#}");
     assert!(
         text.contains(&thief.uri()) && text.contains("redirect"),
@@ -293,7 +293,7 @@ async fn control_characters_from_the_server_do_not_reach_the_terminal(pool: PgPo
     assert!(text.contains("[2J]0;pwnedCafé"), "{text}");
     // An account name is printed the same way.
     let line = connected_line(&Connected {
-        account_id: 5,
+        account_id: 5.into(),
         account_name: "Shop\u{1b}[2J\u{1b}]0;x\u{7}\r\nnext ☕".into(),
     });
     assert_eq!(line, "connected account 5 (Shop[2J]0;x  next ☕)");

@@ -52,7 +52,7 @@ async fn refresh_is_a_form_with_credentials_and_no_scope() {
     let (_, refresh) = fake.issue(5);
     let client = OAuthClient::from_settings(&settings(&fake, None).lightspeed).unwrap();
     let tokens = client.refresh(&secret(&refresh)).await.unwrap();
-    assert_eq!(tokens.claims.account_id, Some(5));
+    assert_eq!(tokens.claims.account_id, Some(5.into()));
     assert!(tokens.refresh_token.is_some());
     let requests = fake.server.received_requests().await.unwrap();
     let body = String::from_utf8(requests[0].body.clone()).unwrap();

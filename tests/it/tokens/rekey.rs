@@ -274,7 +274,7 @@ fn legacy_ciphertext(key_text: &str, account: u64, field: TokenField, plain: &st
         .unwrap();
     let cipher = Aes256Gcm::new_from_slice(&bytes).unwrap();
     let nonce = [7u8; 12];
-    let aad = crypto::associated_data(account, crypto::LEGACY_KEY_VERSION, field);
+    let aad = crypto::associated_data(account.into(), crypto::LEGACY_KEY_VERSION, field);
     let mut out = nonce.to_vec();
     out.extend(
         cipher
@@ -359,7 +359,7 @@ async fn rekey_waits_for_a_refresh_in_flight_and_re_encrypts_its_new_pair(pool: 
         .unwrap(),
     );
     let mut refresh = pool.begin().await.unwrap();
-    let row = lightspeed_sync::db::credentials::select_for_update(&mut *refresh, id as i64)
+    let row = lightspeed_sync::db::credentials::select_for_update(&mut *refresh, id.into())
         .await
         .unwrap()
         .unwrap();
@@ -396,7 +396,7 @@ async fn rekey_waits_for_a_refresh_in_flight_and_re_encrypts_its_new_pair(pool: 
         SecretString::from(rotated.refresh_token.clone()),
     );
     let (v, access_enc, refresh_enc) = TokenStore::new(pool.clone(), old_ring).encrypt_pair(
-        id,
+        id.into(),
         &lightspeed_sync::tokens::store::NewTokens {
             access_token: &access,
             refresh_token: &refresh_token,
@@ -411,7 +411,7 @@ async fn rekey_waits_for_a_refresh_in_flight_and_re_encrypts_its_new_pair(pool: 
     };
     lightspeed_sync::db::credentials::update_rotated(
         &mut *refresh,
-        id as i64,
+        id.into(),
         row.generation,
         &pair,
     )
@@ -439,7 +439,7 @@ async fn rekey_waits_for_a_refresh_in_flight_and_re_encrypts_its_new_pair(pool: 
         .unwrap(),
     );
     let stored = TokenStore::new(pool.clone(), new_only)
-        .load(id)
+        .load(id.into())
         .await
         .unwrap()
         .unwrap();

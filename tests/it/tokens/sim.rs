@@ -135,7 +135,7 @@ async fn authorize_two_accounts_via_stdin_and_listen(pool: PgPool) {
     let source = source(&s, pool.clone());
     let api = ApiClient::new(&s.lightspeed, Arc::new(source)).unwrap();
     for id in ids {
-        api.get_account_detail(id).await.unwrap();
+        api.get_account_detail(id.into()).await.unwrap();
     }
     let c = sim.counters();
     assert_eq!(
@@ -211,7 +211,7 @@ async fn single_flight(rotation: RotationMode, opts: PgPoolOptions, connect: PgC
     let before = sim.counters();
     let calls = sources
         .iter()
-        .flat_map(|src| (0..16).map(move |_| src.access_token(account)));
+        .flat_map(|src| (0..16).map(move |_| src.access_token(account.into())));
     let tokens: Vec<String> = join_all(calls)
         .await
         .into_iter()
@@ -232,7 +232,7 @@ async fn single_flight(rotation: RotationMode, opts: PgPoolOptions, connect: PgC
     // And the new token works for every source (no fork, nothing revoked).
     for src in sources {
         let api = ApiClient::new(&s.lightspeed, Arc::new(src)).unwrap();
-        api.get_account_detail(account).await.unwrap();
+        api.get_account_detail(account.into()).await.unwrap();
     }
     let c = sim.counters();
     assert_eq!(
@@ -273,13 +273,13 @@ async fn long_run_with_expiring_tokens(pool: PgPool) {
     let expiries = 25;
     for round in 0..expiries {
         for _ in 0..4 {
-            api.get_account_detail(account)
+            api.get_account_detail(account.into())
                 .await
                 .unwrap_or_else(|e| panic!("round {round}: {e}"));
         }
         sim.expire_access_tokens(account);
     }
-    api.get_account_detail(account).await.unwrap();
+    api.get_account_detail(account.into()).await.unwrap();
     let c = sim.counters();
     assert_eq!(c.refreshes, expiries, "one refresh per expiry");
     assert_eq!(
@@ -323,7 +323,7 @@ async fn short_real_lifetime_is_refreshed_ahead(pool: PgPool) {
     let account = sim.account_ids()[0];
     let api = ApiClient::new(&s.lightspeed, Arc::new(source(&s, pool.clone()))).unwrap();
     for _ in 0..20_000 {
-        api.get_account_detail(account).await.unwrap();
+        api.get_account_detail(account.into()).await.unwrap();
         if sim.counters().refreshes >= 3 {
             break;
         }
@@ -350,7 +350,7 @@ async fn revoked_grant_needs_reauth_while_another_account_goes_on(pool: PgPool) 
     sim.revoke_refresh_tokens(a);
     let source = source(&s, pool.clone());
     let before = sim.counters().token_requests;
-    let err = source.access_token(a).await.unwrap_err();
+    let err = source.access_token(a.into()).await.unwrap_err();
     assert!(err.needs_reauth, "{err}");
     let spent = sim.counters().token_requests - before;
     assert!(
@@ -374,14 +374,20 @@ async fn revoked_grant_needs_reauth_while_another_account_goes_on(pool: PgPool) 
         assert!(
             seen.insert(
                 source
-                    .access_token(b)
+                    .access_token(b.into())
                     .await
                     .unwrap()
                     .expose_secret()
                     .to_string()
             )
         );
-        assert!(source.access_token(a).await.unwrap_err().needs_reauth);
+        assert!(
+            source
+                .access_token(a.into())
+                .await
+                .unwrap_err()
+                .needs_reauth
+        );
     }
     let c = sim.counters();
     assert_eq!(
@@ -416,7 +422,7 @@ async fn a_crash_before_saving_loses_nothing(pool: PgPool) {
         .await;
     drop(lost.unwrap());
     let api = ApiClient::new(&s.lightspeed, Arc::new(source(&s, pool.clone()))).unwrap();
-    api.get_account_detail(account).await.unwrap();
+    api.get_account_detail(account.into()).await.unwrap();
     let c = sim.counters();
     assert_eq!(
         (c.refreshes, c.invalid_grants, c.revoked_token_requests),

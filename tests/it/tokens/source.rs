@@ -41,7 +41,7 @@ async fn a_fresh_token_is_served_without_the_token_endpoint(pool: PgPool) {
     let source = source(&fake, &key, pool);
     for _ in 0..5 {
         assert_eq!(
-            source.access_token(1).await.unwrap().expose_secret(),
+            source.access_token(1.into()).await.unwrap().expose_secret(),
             pair.0
         );
     }
@@ -55,10 +55,10 @@ async fn an_expiring_token_is_refreshed_once_and_stored_before_use(pool: PgPool)
     let pair = fake.issue(1);
     store_pair(&settings(&fake, Some(&key)), &pool, 1, &pair, Utc::now()).await;
     let source = source(&fake, &key, pool.clone());
-    let new = source.access_token(1).await.unwrap();
+    let new = source.access_token(1.into()).await.unwrap();
     assert_ne!(new.expose_secret(), pair.0);
     // What was returned is what is stored (durable before use), under generation 2.
-    let stored = source.store().load(1).await.unwrap().unwrap();
+    let stored = source.store().load(1.into()).await.unwrap().unwrap();
     assert_eq!(stored.access_token.expose_secret(), new.expose_secret());
     assert_eq!(stored.generation, 2);
     assert!(
@@ -67,7 +67,7 @@ async fn an_expiring_token_is_refreshed_once_and_stored_before_use(pool: PgPool)
             .is_some()
     );
     assert_eq!(
-        source.access_token(1).await.unwrap().expose_secret(),
+        source.access_token(1.into()).await.unwrap().expose_secret(),
         new.expose_secret()
     );
     assert_eq!(fake.token_calls().await, 1);
@@ -106,7 +106,7 @@ async fn concurrent_refreshes_across_pools_are_single_flight(
         .collect();
     let tasks = sources
         .iter()
-        .flat_map(|s| (0..16).map(move |_| s.access_token(7)));
+        .flat_map(|s| (0..16).map(move |_| s.access_token(7.into())));
     let tokens: Vec<String> = join_all(tasks)
         .await
         .into_iter()
@@ -141,24 +141,30 @@ async fn a_rejected_token_is_replaced_once(opts: PgPoolOptions, connect: PgConne
     )
     .await;
     let (sa, sb) = (source(&fake, &key, a), source(&fake, &key, b));
-    let old = sa.access_token(3).await.unwrap();
+    let old = sa.access_token(3.into()).await.unwrap();
     assert_eq!(
-        sb.access_token(3).await.unwrap().expose_secret(),
+        sb.access_token(3.into()).await.unwrap().expose_secret(),
         old.expose_secret()
     );
     // Both processes get a 401 for the same token at once: one refresh.
-    let (x, y) = tokio::join!(sa.token_rejected(3, &old), sb.token_rejected(3, &old));
+    let (x, y) = tokio::join!(
+        sa.token_rejected(3.into(), &old),
+        sb.token_rejected(3.into(), &old)
+    );
     let (x, y) = (x.unwrap(), y.unwrap());
     assert_eq!(x.expose_secret(), y.expose_secret());
     assert_ne!(x.expose_secret(), old.expose_secret());
     assert_eq!(fake.token_calls().await, 1);
     // A late 401 for the old token returns the newer one without a call; the cache follows generations.
     assert_eq!(
-        sb.token_rejected(3, &old).await.unwrap().expose_secret(),
+        sb.token_rejected(3.into(), &old)
+            .await
+            .unwrap()
+            .expose_secret(),
         x.expose_secret()
     );
     assert_eq!(
-        sb.access_token(3).await.unwrap().expose_secret(),
+        sb.access_token(3.into()).await.unwrap().expose_secret(),
         x.expose_secret()
     );
     assert_eq!(fake.token_calls().await, 1);
@@ -174,7 +180,7 @@ async fn a_revoked_grant_needs_reauth_and_other_accounts_go_on(pool: PgPool) {
     fake.revoke(1);
     let (logs, _guard) = capture_logs();
     let source = source(&fake, &key, pool.clone());
-    let err = source.access_token(1).await.unwrap_err();
+    let err = source.access_token(1.into()).await.unwrap_err();
     assert!(err.needs_reauth, "{err}");
     assert!(
         err.to_string().contains("lightspeed-sync authorize"),
@@ -183,7 +189,13 @@ async fn a_revoked_grant_needs_reauth_and_other_accounts_go_on(pool: PgPool) {
     assert!(fake.token_calls().await <= 2);
     let calls = fake.token_calls().await;
     // Refused from now on without calling the token endpoint.
-    assert!(source.access_token(1).await.unwrap_err().needs_reauth);
+    assert!(
+        source
+            .access_token(1.into())
+            .await
+            .unwrap_err()
+            .needs_reauth
+    );
     assert_eq!(fake.token_calls().await, calls);
     let info = list_accounts(&pool).await.unwrap();
     assert_eq!(info[0].status, AccountStatus::NeedsReauth);
@@ -196,7 +208,7 @@ async fn a_revoked_grant_needs_reauth_and_other_accounts_go_on(pool: PgPool) {
     );
     assert!(info[0].status_changed_at.is_some());
     // The other account keeps working.
-    assert!(source.access_token(2).await.is_ok());
+    assert!(source.access_token(2.into()).await.is_ok());
     assert_eq!(info[1].status, AccountStatus::Connected);
     let text = logs.text();
     let lines: Vec<&str> = text
@@ -229,7 +241,7 @@ async fn transient_failures_are_retried_and_never_need_reauth(pool: PgPool) {
         .await;
     let source = source(&fake, &key, pool.clone());
     assert!(
-        source.access_token(1).await.is_ok(),
+        source.access_token(1.into()).await.is_ok(),
         "two 503s then success"
     );
     assert_eq!(fake.token_calls().await, 3);
@@ -245,7 +257,7 @@ async fn transient_failures_are_retried_and_never_need_reauth(pool: PgPool) {
         .with_priority(1)
         .mount(&fake.server)
         .await;
-    let err = source.access_token(1).await.unwrap_err();
+    let err = source.access_token(1.into()).await.unwrap_err();
     assert!(!err.needs_reauth, "{err}");
     assert!(err.to_string().contains("HTTP 500"), "{err}");
     assert_eq!(fake.token_calls().await, 6);
@@ -269,7 +281,7 @@ async fn a_bad_client_secret_is_not_a_dead_grant(pool: PgPool) {
         Some(&key),
     );
     let source = TokenSource::from_settings(&wrong, pool.clone()).unwrap();
-    let err = source.access_token(1).await.unwrap_err();
+    let err = source.access_token(1.into()).await.unwrap_err();
     assert!(!err.needs_reauth);
     assert!(err.to_string().contains("invalid_client"), "{err}");
     assert_eq!(
@@ -292,7 +304,7 @@ async fn a_wrong_key_is_a_clear_error_and_resets_nothing(pool: PgPool) {
     .await;
     let before = dump_database(&pool).await;
     let err = source(&fake, &crate::tokens::helpers::key(), pool.clone())
-        .access_token(4)
+        .access_token(4.into())
         .await
         .unwrap_err();
     // Key versions are fingerprints of the keys: another key is another version, named as such.
@@ -325,7 +337,7 @@ async fn tampered_or_moved_ciphertexts_are_refused(pool: PgPool) {
     .unwrap();
     assert!(
         source
-            .access_token(4)
+            .access_token(4.into())
             .await
             .unwrap_err()
             .to_string()
@@ -341,7 +353,7 @@ async fn tampered_or_moved_ciphertexts_are_refused(pool: PgPool) {
     .unwrap();
     assert!(
         source
-            .access_token(5)
+            .access_token(5.into())
             .await
             .unwrap_err()
             .to_string()
@@ -355,15 +367,21 @@ async fn reauthorizing_replaces_credentials_and_reconnects(pool: PgPool) {
     let key = key();
     let s = settings(&fake, Some(&key));
     store_pair(&s, &pool, 9, &fake.issue(9), Utc::now()).await;
-    lightspeed_sync::tokens::mark_needs_reauth(&pool, 9, "test")
+    lightspeed_sync::tokens::mark_needs_reauth(&pool, 9.into(), "test")
         .await
         .unwrap();
     let source = source(&fake, &key, pool.clone());
-    assert!(source.access_token(9).await.unwrap_err().needs_reauth);
+    assert!(
+        source
+            .access_token(9.into())
+            .await
+            .unwrap_err()
+            .needs_reauth
+    );
     let fresh = fake.issue(9);
     store_pair(&s, &pool, 9, &fresh, Utc::now() + Ch::hours(1)).await;
     assert_eq!(
-        source.access_token(9).await.unwrap().expose_secret(),
+        source.access_token(9.into()).await.unwrap().expose_secret(),
         fresh.0
     );
     let info = &list_accounts(&pool).await.unwrap()[0];
@@ -392,15 +410,15 @@ async fn many_rotations_leak_nothing(pool: PgPool) {
     let mut seen = std::collections::HashSet::new();
     for round in 0..40 {
         // Every other round the stored token is made to look expired; otherwise the API "rejects" it.
-        let token = source.access_token(11).await.unwrap();
+        let token = source.access_token(11.into()).await.unwrap();
         let token = if round % 2 == 0 {
             sqlx::query("UPDATE lightspeed_sync.credentials SET access_expires_at = now()")
                 .execute(&pool)
                 .await
                 .unwrap();
-            source.access_token(11).await.unwrap()
+            source.access_token(11.into()).await.unwrap()
         } else {
-            source.token_rejected(11, &token).await.unwrap()
+            source.token_rejected(11.into(), &token).await.unwrap()
         };
         assert!(
             seen.insert(token.expose_secret().to_string()),
@@ -419,9 +437,12 @@ async fn many_rotations_leak_nothing(pool: PgPool) {
         "the log captured the run"
     );
     assert_no_secret("the database", &dump_database(&pool).await, &secrets);
-    let debug = format!("{source:?} {:?}", source.store().load(11).await.unwrap());
+    let debug = format!(
+        "{source:?} {:?}",
+        source.store().load(11.into()).await.unwrap()
+    );
     assert_no_secret("Debug output", &debug, &secrets);
-    let _: &SecretString = &source.access_token(11).await.unwrap();
+    let _: &SecretString = &source.access_token(11.into()).await.unwrap();
 }
 
 /// Disconnect and authorize again: the new row starts at generation 1 again, yet the cached token
@@ -434,12 +455,18 @@ async fn a_new_row_never_serves_the_old_cached_token(pool: PgPool) {
     let old = fake.issue(8);
     store_pair(&s, &pool, 8, &old, Utc::now() + Ch::hours(1)).await;
     let source = source(&fake, &key, pool.clone());
-    assert_eq!(source.access_token(8).await.unwrap().expose_secret(), old.0);
-    lightspeed_sync::tokens::store::delete(&pool, 8)
+    assert_eq!(
+        source.access_token(8.into()).await.unwrap().expose_secret(),
+        old.0
+    );
+    lightspeed_sync::tokens::store::delete(&pool, 8.into())
         .await
         .unwrap();
     let new = fake.issue(8);
     store_pair(&s, &pool, 8, &new, Utc::now() + Ch::hours(1)).await;
-    assert_eq!(source.access_token(8).await.unwrap().expose_secret(), new.0);
+    assert_eq!(
+        source.access_token(8.into()).await.unwrap().expose_secret(),
+        new.0
+    );
     assert_eq!(fake.token_calls().await, 0);
 }
