@@ -67,8 +67,9 @@ pub struct CredentialState {
     pub connected_at: DateTime<Utc>,
 }
 
-/// A row without its ciphertexts (for `status` and the sync engine).
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// A row without its ciphertexts: one account's credentials, without secrets (for `status`, the
+/// scheduler and the sync engine; `tokens::store::AccountCredentialInfo`).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct CredentialSummary {
     /// Lightspeed account ID.
     pub account_id: AccountId,

@@ -17,6 +17,7 @@
 //! - An anonymized version (an erasure) scrubs what anonymization clears from every earlier
 //!   version ([`erase_earlier`]).
 
+use crate::db::col;
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
@@ -194,7 +195,6 @@ pub async fn erase_earlier(
     if rows.is_empty() {
         return Ok(0);
     }
-    let col = |f: fn(&CustomerRow) -> String| rows.iter().map(|r| f(r)).collect::<Vec<_>>();
     let done = sqlx::query(
         "UPDATE lightspeed.customers_history h SET first_name = u.first_name,
              last_name = u.last_name, title = u.title, company = u.company,
@@ -216,42 +216,22 @@ pub async fn erase_earlier(
                   WHERE e.key = ANY($16::text[])), '{}'::jsonb)",
     )
     .bind(account_id)
-    .bind(rows.iter().map(|r| r.customer_id).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.updated_at).collect::<Vec<_>>())
-    .bind(col(|r| r.first_name.clone()))
-    .bind(col(|r| r.last_name.clone()))
-    .bind(col(|r| r.title.clone()))
-    .bind(col(|r| r.company.clone()))
-    .bind(
-        rows.iter()
-            .map(|r| r.company_registration_number.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        rows.iter()
-            .map(|r| r.vat_number.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind(rows.iter().map(|r| r.dob).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.no_email).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.no_phone).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.no_mail).collect::<Vec<_>>())
-    .bind(
-        rows.iter()
-            .map(|r| r.contact_custom.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        rows.iter()
-            .map(|r| r.contact_updated_at)
-            .collect::<Vec<_>>(),
-    )
+    .bind(col(rows, |r| r.customer_id))
+    .bind(col(rows, |r| r.updated_at))
+    .bind(col(rows, |r| r.first_name.as_str()))
+    .bind(col(rows, |r| r.last_name.as_str()))
+    .bind(col(rows, |r| r.title.as_str()))
+    .bind(col(rows, |r| r.company.as_str()))
+    .bind(col(rows, |r| r.company_registration_number.clone()))
+    .bind(col(rows, |r| r.vat_number.clone()))
+    .bind(col(rows, |r| r.dob))
+    .bind(col(rows, |r| r.no_email))
+    .bind(col(rows, |r| r.no_phone))
+    .bind(col(rows, |r| r.no_mail))
+    .bind(col(rows, |r| r.contact_custom.clone()))
+    .bind(col(rows, |r| r.contact_updated_at))
     .bind(erased_raw_keys)
-    .bind(
-        rows.iter()
-            .map(|r| sqlx::types::Json(r.raw.as_ref()))
-            .collect::<Vec<_>>(),
-    )
+    .bind(col(rows, |r| sqlx::types::Json(r.raw.as_ref())))
     .execute(conn)
     .await?;
     Ok(done.rows_affected())
@@ -309,13 +289,13 @@ pub async fn rewrite_versions(
          WHERE h.account_id = $1 AND h.customer_id = u.id AND h.valid_from = u.vf",
     )
     .bind(account_id)
-    .bind(rows.iter().map(|r| r.customer_id).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.valid_from).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| &r.pii.first_name).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| &r.pii.last_name).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.pii.dob).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| &r.pii.note).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| &r.pii.raw).collect::<Vec<_>>())
+    .bind(col(rows, |r| r.customer_id))
+    .bind(col(rows, |r| r.valid_from))
+    .bind(col(rows, |r| &r.pii.first_name))
+    .bind(col(rows, |r| &r.pii.last_name))
+    .bind(col(rows, |r| r.pii.dob))
+    .bind(col(rows, |r| &r.pii.note))
+    .bind(col(rows, |r| &r.pii.raw))
     .execute(conn)
     .await?;
     Ok(done.rows_affected())

@@ -7,6 +7,7 @@
 //! together with it. The definitions (`custom_fields`, `customer_types`) are upserted as listed and
 //! marked deleted when a complete walk no longer lists them.
 
+use crate::db::col;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -476,85 +477,25 @@ async fn replace_contacts(
     .bind(w_id)
     .bind(w_pos)
     .bind(w_url)
-    .bind(values.iter().map(|(c, _)| *c).collect::<Vec<_>>())
-    .bind(
-        values
-            .iter()
-            .map(|(_, v)| v.custom_field_id)
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        values
-            .iter()
-            .map(|(_, v)| v.custom_field_value_id)
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        values
-            .iter()
-            .map(|(_, v)| v.name.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        values
-            .iter()
-            .map(|(_, v)| v.kind.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        values
-            .iter()
-            .map(|(_, v)| v.value.as_deref())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        values
-            .iter()
-            .map(|(_, v)| sqlx::types::Json(&v.value_json))
-            .collect::<Vec<_>>(),
-    )
-    .bind(values.iter().map(|(_, v)| v.updated_at).collect::<Vec<_>>())
-    .bind(credits.iter().map(|(c, _)| *c).collect::<Vec<_>>())
-    .bind(
-        credits
-            .iter()
-            .map(|(_, a)| a.credit_account_id)
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        credits
-            .iter()
-            .map(|(_, a)| a.name.as_deref())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        credits
-            .iter()
-            .map(|(_, a)| a.balance.as_deref())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        credits
-            .iter()
-            .map(|(_, a)| a.credit_limit.as_deref())
-            .collect::<Vec<_>>(),
-    )
-    .bind(credits.iter().map(|(_, a)| a.gift_card).collect::<Vec<_>>())
-    .bind(credits.iter().map(|(_, a)| a.archived).collect::<Vec<_>>())
-    .bind(
-        credits
-            .iter()
-            .map(|(_, a)| a.updated_at)
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        credits
-            .iter()
-            .map(|(_, a)| {
-                sqlx::types::Json(serde_json::from_str::<Value>(&a.raw).unwrap_or(Value::Null))
-            })
-            .collect::<Vec<_>>(),
-    )
+    .bind(col(&values, |(c, _)| *c))
+    .bind(col(&values, |(_, v)| v.custom_field_id))
+    .bind(col(&values, |(_, v)| v.custom_field_value_id))
+    .bind(col(&values, |(_, v)| v.name.as_str()))
+    .bind(col(&values, |(_, v)| v.kind.as_str()))
+    .bind(col(&values, |(_, v)| v.value.as_deref()))
+    .bind(col(&values, |(_, v)| sqlx::types::Json(&v.value_json)))
+    .bind(col(&values, |(_, v)| v.updated_at))
+    .bind(col(&credits, |(c, _)| *c))
+    .bind(col(&credits, |(_, a)| a.credit_account_id))
+    .bind(col(&credits, |(_, a)| a.name.as_deref()))
+    .bind(col(&credits, |(_, a)| a.balance.as_deref()))
+    .bind(col(&credits, |(_, a)| a.credit_limit.as_deref()))
+    .bind(col(&credits, |(_, a)| a.gift_card))
+    .bind(col(&credits, |(_, a)| a.archived))
+    .bind(col(&credits, |(_, a)| a.updated_at))
+    .bind(col(&credits, |(_, a)| {
+        sqlx::types::Json(serde_json::from_str::<Value>(&a.raw).unwrap_or(Value::Null))
+    }))
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -580,17 +521,13 @@ pub async fn upsert_custom_fields(
              raw = excluded.raw, synced_at = now(), deleted_at = NULL",
     )
     .bind(account_id)
-    .bind(rows.iter().map(|r| r.custom_field_id).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.name.clone()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.kind.clone()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.uom.clone()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.decimal_precision).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.archived).collect::<Vec<_>>())
-    .bind(
-        rows.iter()
-            .map(|r| sqlx::types::Json(r.raw.as_ref()))
-            .collect::<Vec<_>>(),
-    )
+    .bind(col(rows, |r| r.custom_field_id))
+    .bind(col(rows, |r| r.name.clone()))
+    .bind(col(rows, |r| r.kind.clone()))
+    .bind(col(rows, |r| r.uom.clone()))
+    .bind(col(rows, |r| r.decimal_precision))
+    .bind(col(rows, |r| r.archived))
+    .bind(col(rows, |r| sqlx::types::Json(r.raw.as_ref())))
     .execute(conn)
     .await?;
     Ok(done.rows_affected())
@@ -615,15 +552,11 @@ pub async fn upsert_customer_types(
              raw = excluded.raw, synced_at = now(), deleted_at = NULL",
     )
     .bind(account_id)
-    .bind(rows.iter().map(|r| r.customer_type_id).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.name.clone()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.tax_category_id).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.discount_id).collect::<Vec<_>>())
-    .bind(
-        rows.iter()
-            .map(|r| sqlx::types::Json(r.raw.as_ref()))
-            .collect::<Vec<_>>(),
-    )
+    .bind(col(rows, |r| r.customer_type_id))
+    .bind(col(rows, |r| r.name.clone()))
+    .bind(col(rows, |r| r.tax_category_id))
+    .bind(col(rows, |r| r.discount_id))
+    .bind(col(rows, |r| sqlx::types::Json(r.raw.as_ref())))
     .execute(conn)
     .await?;
     Ok(done.rows_affected())

@@ -61,6 +61,11 @@ pub enum DbError {
     },
 }
 
+/// One column of a set-based statement (`UNNEST($n::type[])`): `f` of each row, in order.
+pub(crate) fn col<'a, T, U>(rows: &'a [T], f: impl FnMut(&'a T) -> U) -> Vec<U> {
+    rows.iter().map(f).collect()
+}
+
 /// Connect options from the settings (the URL is exposed only here). A URL without a user name
 /// connects as the user a person expects, as libpq does: `PGUSER`, else the login name (`USER`,
 /// `LOGNAME`), else `postgres`.

@@ -3,6 +3,7 @@
 //! the key, which never goes to the database), and written back. The full walk rewrites every other
 //! customer from what Lightspeed serves.
 
+use crate::db::col;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::PgConnection;
@@ -71,12 +72,12 @@ pub async fn rewrite_customers(
          WHERE c.account_id = $1 AND c.customer_id = u.id",
     )
     .bind(account_id)
-    .bind(rows.iter().map(|r| r.customer_id).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| &r.pii.first_name).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| &r.pii.last_name).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.pii.dob).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| &r.pii.note).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| &r.pii.raw).collect::<Vec<_>>())
+    .bind(col(rows, |r| r.customer_id))
+    .bind(col(rows, |r| &r.pii.first_name))
+    .bind(col(rows, |r| &r.pii.last_name))
+    .bind(col(rows, |r| r.pii.dob))
+    .bind(col(rows, |r| &r.pii.note))
+    .bind(col(rows, |r| &r.pii.raw))
     .execute(conn)
     .await?;
     Ok(done.rows_affected())
@@ -180,14 +181,9 @@ pub async fn map_children(
         set.join(", ")
     )))
     .bind(account_id)
-    .bind(changed.iter().map(|c| c.0).collect::<Vec<_>>())
-    .bind(changed.iter().map(|c| c.1).collect::<Vec<_>>())
-    .bind(
-        changed
-            .iter()
-            .map(|c| sqlx::types::Json(&c.2))
-            .collect::<Vec<_>>(),
-    )
+    .bind(col(&changed, |c| c.0))
+    .bind(col(&changed, |c| c.1))
+    .bind(col(&changed, |c| sqlx::types::Json(&c.2)))
     .execute(conn)
     .await?;
     Ok(done.rows_affected())
@@ -226,15 +222,10 @@ pub async fn map_custom_fields(
          WHERE t.account_id = $1 AND t.customer_id = u.id AND t.custom_field_id = u.field",
     )
     .bind(account_id)
-    .bind(changed.iter().map(|c| c.0).collect::<Vec<_>>())
-    .bind(changed.iter().map(|c| c.1).collect::<Vec<_>>())
-    .bind(changed.iter().map(|c| c.2.clone()).collect::<Vec<_>>())
-    .bind(
-        changed
-            .iter()
-            .map(|c| sqlx::types::Json(&c.3))
-            .collect::<Vec<_>>(),
-    )
+    .bind(col(&changed, |c| c.0))
+    .bind(col(&changed, |c| c.1))
+    .bind(col(&changed, |c| c.2.clone()))
+    .bind(col(&changed, |c| sqlx::types::Json(&c.3)))
     .execute(conn)
     .await?;
     Ok(done.rows_affected())

@@ -17,25 +17,7 @@ use crate::tokens::crypto::{DecryptError, Keyring, TokenField};
 pub use crate::model::AccountStatus;
 
 /// One account's credentials, without secrets (for `status`, the scheduler and the sync engine).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AccountCredentialInfo {
-    /// Lightspeed account ID.
-    pub account_id: AccountId,
-    /// Account name (may be empty).
-    pub account_name: String,
-    /// Connected or needing re-authorization.
-    pub status: AccountStatus,
-    /// Why the status last changed (e.g. the server's `invalid_grant` description).
-    pub status_reason: Option<String>,
-    /// When the status last changed.
-    pub status_changed_at: Option<DateTime<Utc>>,
-    /// When the stored access token expires.
-    pub access_expires_at: DateTime<Utc>,
-    /// When the account was (re-)authorized.
-    pub connected_at: DateTime<Utc>,
-    /// When the tokens were last refreshed.
-    pub refreshed_at: Option<DateTime<Utc>>,
-}
+pub use crate::db::credentials::CredentialSummary as AccountCredentialInfo;
 
 /// A decrypted row.
 pub struct StoredCredentials {
@@ -310,20 +292,7 @@ impl TokenStore {
 
 /// Every account with credentials, ordered by ID, without secrets.
 pub async fn list_accounts(pool: &PgPool) -> Result<Vec<AccountCredentialInfo>, sqlx::Error> {
-    let rows = credentials::list(pool).await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| AccountCredentialInfo {
-            account_id: r.account_id,
-            account_name: r.account_name,
-            status: r.status,
-            status_reason: r.status_reason,
-            status_changed_at: r.status_changed_at,
-            access_expires_at: r.access_expires_at,
-            connected_at: r.connected_at,
-            refreshed_at: r.refreshed_at,
-        })
-        .collect())
+    credentials::list(pool).await
 }
 
 /// Mark an account as needing re-authorization (the sync engine may call this when the API itself
