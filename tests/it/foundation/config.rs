@@ -586,3 +586,23 @@ fn the_removed_admin_token_is_accepted_ignored_and_warned_about() {
     assert!(!format!("{s:?}").contains("admin-token-value"));
     assert!(load(None, &[]).unwrap().warnings().is_empty());
 }
+
+#[test]
+fn config_warns_of_the_removed_admin_token_on_stderr() {
+    let out = bin()
+        .arg("config")
+        .env("LSSYNC__SERVER__ADMIN_TOKEN", "admin-token-value")
+        .env("LSSYNC__LOG__FORMAT", "human")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let (stdout, stderr) = (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    );
+    assert!(
+        stderr.contains("`server.admin_token` is ignored"),
+        "{stderr}"
+    );
+    assert!(!stdout.contains("admin") && !stderr.contains("admin-token-value"));
+}
