@@ -1,14 +1,17 @@
 //! The settings tree: built-in defaults, then `config.toml`, then `LSSYNC__SECTION__KEY` environment
 //! variables (the environment wins). Every value is typed and checked at load, so a bad value or an
 //! unknown key is reported at start with the key's name and what was expected. Secrets are held as
-//! [`SecretString`] and never printed: [`Settings::redacted_toml`] is what `lightspeed-sync config` shows.
+//! [`SecretString`] and never printed: the settings types serialize *redacted* (every secret as
+//! `"REDACTED"`, the database URL through [`redact_url`]), and [`Settings::redacted_toml`], what
+//! `lightspeed-sync config` shows, is that serialization. A secret field without its redacting
+//! `serialize_with` does not compile (`SecretString` has no `Serialize`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 use url::Url;
 
 /// The example configuration, every key with its default; `config.toml.example` in the repository.
@@ -18,7 +21,7 @@ pub const EXAMPLE: &str = include_str!("../config.toml.example");
 pub const ENV_PREFIX: &str = "LSSYNC";
 
 /// The whole configuration.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     /// `[database]`
@@ -40,10 +43,11 @@ pub struct Settings {
 }
 
 /// `[database]`: where the mirror lives.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
     /// Postgres URL; may carry a password, hence secret.
+    #[serde(serialize_with = "redact::database_url")]
     pub url: SecretString,
     /// A file holding the password (wins over one in the URL).
     #[serde(default)]
@@ -56,12 +60,13 @@ pub struct DatabaseSettings {
 }
 
 /// `[lightspeed]`: the OAuth client and the API endpoints.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LightspeedSettings {
     /// OAuth client ID as registered with Lightspeed.
     pub client_id: String,
     /// OAuth client secret (or use `client_secret_file`).
+    #[serde(serialize_with = "redact::secret_opt")]
     pub client_secret: Option<SecretString>,
     /// A file holding the client secret (systemd `LoadCredential`, Docker secrets).
     pub client_secret_file: Option<PathBuf>,
@@ -88,16 +93,21 @@ pub struct LightspeedSettings {
 }
 
 /// `[security]`: the key that encrypts tokens at rest, and the older keys still read.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecuritySettings {
     /// 32 bytes, base64 (`lightspeed-sync keygen`).
+    #[serde(serialize_with = "redact::secret_opt")]
     pub token_key: Option<SecretString>,
     /// A file holding the key.
     pub token_key_file: Option<PathBuf>,
     /// Older keys (base64), tried by key version when reading, never used to write: a list, or one
     /// string of keys separated by commas or white space (for `LSSYNC__SECURITY__PREVIOUS_TOKEN_KEYS`).
-    #[serde(default, deserialize_with = "key_list")]
+    #[serde(
+        default,
+        deserialize_with = "key_list",
+        serialize_with = "redact::secret_list"
+    )]
     pub previous_token_keys: Vec<SecretString>,
     /// A file holding older keys, one per line (blank lines and `#` comments are skipped).
     #[serde(default)]
@@ -105,7 +115,7 @@ pub struct SecuritySettings {
 }
 
 /// `[sync]`: how streams are walked.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SyncSettings {
     /// Records per page (1..=100).
@@ -156,21 +166,99 @@ fn list_or_csv<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D:
 }
 
 /// `[schedule]`: cron expressions (with seconds: `sec min hour day month weekday`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleSettings {
     /// Incremental customers sync.
-    pub customers: String,
+    pub customers: Schedule,
     /// Accounts sync.
-    pub accounts: String,
+    pub accounts: Schedule,
     /// Full refresh of customers (finds hard deletes and Contact-only edits). When the upstream
     /// count equals the mirror's, a cheaper `Contact.timeStamp` pass runs instead, unless the
     /// account's last full walk is older than `full_walk_every`.
-    pub full_refresh: String,
+    pub full_refresh: Schedule,
     /// The backstop: a scheduled full refresh walks everything when the account's last complete
     /// full walk is older than this, even when the counts match (staggered across accounts).
     #[serde(with = "humantime_serde", default = "default_full_walk_every")]
     pub full_walk_every: Duration,
+}
+
+impl ScheduleSettings {
+    /// The dotted keys of the three cron schedules.
+    pub const KEYS: [&'static str; 3] = [
+        "schedule.customers",
+        "schedule.accounts",
+        "schedule.full_refresh",
+    ];
+}
+
+/// A cron expression with seconds (`sec min hour day month weekday`), parsed once, at load: it
+/// keeps the text as written (what `config` prints, what logs show) and the parsed [`croner::Cron`]
+/// (what the scheduler runs). Deserializing fails with the expression and what was expected.
+#[derive(Clone)]
+pub struct Schedule {
+    text: String,
+    cron: croner::Cron,
+}
+
+impl Schedule {
+    /// The expression as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The parsed expression.
+    pub fn cron(&self) -> &croner::Cron {
+        &self.cron
+    }
+}
+
+impl std::str::FromStr for Schedule {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match parse_cron(text) {
+            Ok(cron) => Ok(Schedule {
+                text: text.to_string(),
+                cron,
+            }),
+            Err(e) => Err(format!(
+                "`{text}` is not a cron expression with seconds (sec min hour day month weekday): {e}"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Schedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl std::fmt::Debug for Schedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.text, f)
+    }
+}
+
+impl PartialEq for Schedule {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl<'de> Deserialize<'de> for Schedule {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for Schedule {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
 }
 
 fn default_full_walk_every() -> Duration {
@@ -178,14 +266,14 @@ fn default_full_walk_every() -> Duration {
 }
 
 /// `[mirror]`: what the mirror keeps: history, and how personal data is stored.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MirrorSettings {
     /// Keep every seen version of a customer in `lightspeed.customers_history`.
     #[serde(default)]
     pub history: bool,
     /// The HMAC key of `hash` policies, hex (or use `pii_key_file`).
-    #[serde(default)]
+    #[serde(default, serialize_with = "redact::secret_opt")]
     pub pii_key: Option<SecretString>,
     /// A file holding the key.
     #[serde(default)]
@@ -301,17 +389,31 @@ fn decode_hex(text: &str) -> Option<zeroize::Zeroizing<Vec<u8>>> {
 }
 
 /// `[server]`: the daemon's HTTP endpoints.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSettings {
     /// Address of `/healthz`, `/readyz`, `/metrics`, `/status`.
     pub listen: SocketAddr,
-    /// Bearer token that protects the browser connect flow (`/connect`); unset disables it.
-    pub admin_token: Option<SecretString>,
+    /// `server.admin_token`, removed: it guarded a `/connect` route that never existed. Still
+    /// accepted, so that an older configuration loads, but its value is not kept;
+    /// [`Settings::warnings`] says it is ignored.
+    #[serde(default, rename = "admin_token", skip_serializing)]
+    removed_admin_token: Removed,
+}
+
+/// A removed key: whether it was set (its value is dropped unread).
+#[derive(Debug, Clone, Copy, Default)]
+struct Removed(bool);
+
+impl<'de> Deserialize<'de> for Removed {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(d)?;
+        Ok(Removed(true))
+    }
 }
 
 /// `[log]`: telemetry.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogSettings {
     /// Filter when `RUST_LOG` is unset (`info`, `lightspeed_sync=debug`, ...).
@@ -366,44 +468,42 @@ impl Settings {
                 path.display()
             )));
         }
-        let env: Vec<(String, String)> = env.into_iter().collect();
-        let mut map = config::Map::new();
-        let prefix = format!("{ENV_PREFIX}__");
-        for (k, v) in &env {
-            if let Some(rest) = k.strip_prefix(&prefix) {
-                map.insert(rest.to_lowercase().replace("__", "."), v.clone());
-            }
-        }
-        // DATABASE_URL is honoured too, below LSSYNC__DATABASE__URL.
-        let database_url = env
+        let env: config::Map<String, String> = env.into_iter().collect();
+        // DATABASE_URL is honoured too, below LSSYNC__DATABASE__URL and above the file: alone in
+        // an environment of its own, whose `_` separates levels (`database.url`).
+        let database_url: config::Map<String, String> = env
             .iter()
-            .find(|(k, _)| k == "DATABASE_URL")
-            .map(|(_, v)| v.clone());
-        let mut builder = config::Config::builder()
+            .filter(|(k, _)| *k == "DATABASE_URL")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let builder = config::Config::builder()
             .add_source(config::File::from_str(EXAMPLE, config::FileFormat::Toml))
             .add_source(
                 config::File::from(path)
                     .format(config::FileFormat::Toml)
                     .required(false),
+            )
+            .add_source(
+                config::Environment::default()
+                    .separator("_")
+                    .source(Some(database_url)),
+            )
+            .add_source(
+                config::Environment::with_prefix(ENV_PREFIX)
+                    .prefix_separator("__")
+                    .separator("__")
+                    .source(Some(env)),
             );
-        if let Some(url) = database_url {
-            builder = builder
-                .set_override("database.url", url)
-                .map_err(|e| ConfigError::Invalid(e.to_string()))?;
-        }
-        for (key, value) in map {
-            builder = builder
-                .set_override(key, value)
-                .map_err(|e| ConfigError::Invalid(e.to_string()))?;
-        }
         let raw = builder
             .build()
             .map_err(|e| ConfigError::Invalid(format!("{e} (in {})", path.display())))?;
         let settings: Settings = raw.try_deserialize().map_err(|e| {
-            ConfigError::Invalid(format!(
-                "{e} (from {} or {ENV_PREFIX}__* variables)",
-                path.display()
-            ))
+            schedule_error(&e).unwrap_or_else(|| {
+                ConfigError::Invalid(format!(
+                    "{e} (from {} or {ENV_PREFIX}__* variables)",
+                    path.display()
+                ))
+            })
         })?;
         settings.validate()?;
         Ok(settings)
@@ -452,20 +552,6 @@ impl Settings {
         }
         if self.database.max_connections == 0 {
             return bad("database.max_connections", "expected at least 1".into());
-        }
-        for (key, expr) in [
-            ("schedule.customers", &self.schedule.customers),
-            ("schedule.accounts", &self.schedule.accounts),
-            ("schedule.full_refresh", &self.schedule.full_refresh),
-        ] {
-            if let Err(e) = parse_cron(expr) {
-                return bad(
-                    key,
-                    format!(
-                        "`{expr}` is not a cron expression with seconds (sec min hour day month weekday): {e}"
-                    ),
-                );
-            }
         }
         if self.mirror.hashes() {
             // The key file is read here too: a policy that cannot hash must stop the start, not
@@ -522,62 +608,27 @@ impl Settings {
         Ok(())
     }
 
-    /// The effective configuration as TOML, with every secret replaced by `"REDACTED"`.
+    /// The effective configuration as TOML, with every secret replaced by `"REDACTED"` (the
+    /// types' own, redacting, serialization; unset keys left out).
     pub fn redacted_toml(&self) -> String {
-        let secret = |s: &Option<SecretString>| s.as_ref().map(|_| REDACTED.to_string());
-        let view = serde_json::json!({
-            "database": {
-                "url": redact_url(self.database.url.expose_secret()),
-                "password_file": self.database.password_file,
-                "max_connections": self.database.max_connections,
-                "connect_timeout": humantime::format_duration(self.database.connect_timeout).to_string(),
-            },
-            "lightspeed": {
-                "client_id": self.lightspeed.client_id,
-                "client_secret": secret(&self.lightspeed.client_secret),
-                "client_secret_file": self.lightspeed.client_secret_file,
-                "redirect_uri": self.lightspeed.redirect_uri.as_str(),
-                "scope": self.lightspeed.scope,
-                "api_base_url": self.lightspeed.api_base_url.as_str(),
-                "auth_base_url": self.lightspeed.auth_base_url.as_str(),
-                "allow_insecure_http": self.lightspeed.allow_insecure_http,
-                "request_timeout": humantime::format_duration(self.lightspeed.request_timeout).to_string(),
-                "max_attempts": self.lightspeed.max_attempts,
-                "refresh_margin": humantime::format_duration(self.lightspeed.refresh_margin).to_string(),
-            },
-            "security": {
-                "token_key": secret(&self.security.token_key),
-                "token_key_file": self.security.token_key_file,
-                "previous_token_keys": self.security.previous_token_keys.iter().map(|_| REDACTED).collect::<Vec<_>>(),
-                "previous_token_keys_file": self.security.previous_token_keys_file,
-            },
-            "sync": {
-                "page_size": self.sync.page_size,
-                "overlap": humantime::format_duration(self.sync.overlap).to_string(),
-                "concurrency": self.sync.concurrency,
-                "max_accounts": self.sync.max_accounts,
-                "customer_relations": self.sync.customer_relations,
-            },
-            "schedule": {
-                "customers": self.schedule.customers,
-                "accounts": self.schedule.accounts,
-                "full_refresh": self.schedule.full_refresh,
-                "full_walk_every": humantime::format_duration(self.schedule.full_walk_every).to_string(),
-            },
-            "mirror": {
-                "history": self.mirror.history,
-                "pii_key": secret(&self.mirror.pii_key),
-                "pii_key_file": self.mirror.pii_key_file,
-                "pii": self.mirror.pii,
-            },
-            "server": {
-                "listen": self.server.listen.to_string(),
-                "admin_token": secret(&self.server.admin_token),
-            },
-            "log": { "level": self.log.level, "format": self.log.format },
-        });
-        toml::to_string(&without_nulls(view))
+        serde_json::to_value(self)
+            .map_err(|e| e.to_string())
+            .and_then(|view| toml::to_string(&without_nulls(view)).map_err(|e| e.to_string()))
             .unwrap_or_else(|e| format!("# could not render: {e}\n"))
+    }
+
+    /// What to warn about in a configuration that loaded: keys that were removed and are ignored.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.server.removed_admin_token.0 {
+            warnings.push(
+                "configuration key `server.admin_token` is ignored: it was removed (it guarded a \
+                 `/connect` route that does not exist); delete it from the configuration file or \
+                 the environment (LSSYNC__SERVER__ADMIN_TOKEN)"
+                    .to_string(),
+            );
+        }
+        warnings
     }
 }
 
@@ -705,6 +756,53 @@ fn read_secret_file(
 
 const REDACTED: &str = "REDACTED";
 
+/// A schedule's parse error, as config reports it (the message at the key's path), in the words
+/// validation uses for every other key: `configuration key `schedule.customers`: ...`.
+fn schedule_error(e: &config::ConfigError) -> Option<ConfigError> {
+    let config::ConfigError::At {
+        error,
+        key: Some(key),
+        ..
+    } = e
+    else {
+        return None;
+    };
+    let config::ConfigError::Message(problem) = error.as_ref() else {
+        return None;
+    };
+    let key = ScheduleSettings::KEYS.into_iter().find(|k| k == key)?;
+    Some(ConfigError::Value {
+        key,
+        problem: problem.clone(),
+    })
+}
+
+/// The redacting `serialize_with`s of the secret fields.
+mod redact {
+    use secrecy::{ExposeSecret, SecretString};
+    use serde::Serializer;
+
+    use super::REDACTED;
+
+    /// A secret that is set: `"REDACTED"`; unset: none.
+    pub fn secret_opt<S: Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(_) => s.serialize_some(REDACTED),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// One `"REDACTED"` per secret.
+    pub fn secret_list<S: Serializer>(v: &[SecretString], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().map(|_| REDACTED))
+    }
+
+    /// The database URL through [`super::redact_url`].
+    pub fn database_url<S: Serializer>(v: &SecretString, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::redact_url(v.expose_secret()))
+    }
+}
+
 /// TOML has no null: unset keys are left out of the printed configuration.
 fn without_nulls(v: serde_json::Value) -> serde_json::Value {
     match v {
@@ -777,10 +875,13 @@ pub fn is_loopback(url: &Url) -> bool {
     }
 }
 
-/// Parse a cron expression the way the scheduler does (seconds field required).
+/// Parse a cron expression the way the scheduler does: seconds field required, and a day-of-month
+/// and a day-of-week that are both restricted must both match (what tokio-cron-scheduler's
+/// `Job::new_async` parses with, and re-parses the expression with at every tick).
 pub fn parse_cron(expr: &str) -> Result<croner::Cron, croner::errors::CronError> {
     croner::parser::CronParser::builder()
         .seconds(croner::parser::Seconds::Required)
+        .dom_and_dow(true)
         .build()
         .parse(expr)
 }

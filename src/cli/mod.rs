@@ -117,6 +117,9 @@ pub async fn execute(cli: Cli) -> ExitCode {
         }
     };
     crate::telemetry::init(&settings.log.level, settings.log.format);
+    for warning in settings.warnings() {
+        tracing::warn!("{warning}");
+    }
     let result = match cli.command {
         Command::Config => {
             print!("{}", settings.redacted_toml());

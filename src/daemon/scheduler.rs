@@ -4,10 +4,10 @@
 //! for running jobs, the tracker does.
 
 use anyhow::Context;
-use tokio_cron_scheduler::{Job as CronJob, JobScheduler};
+use tokio_cron_scheduler::{JobBuilder, JobScheduler};
 
 use super::worker::{Tick, Worker};
-use crate::config::ScheduleSettings;
+use crate::config::{Schedule, ScheduleSettings};
 
 /// The running cron scheduler.
 pub struct Scheduler {
@@ -20,23 +20,17 @@ impl Scheduler {
         let inner = JobScheduler::new()
             .await
             .context("creating the scheduler")?;
+        let [customers, accounts, full_refresh] = ScheduleSettings::KEYS;
         for (key, expr, tick) in [
-            ("schedule.customers", &schedule.customers, Tick::Customers),
-            ("schedule.accounts", &schedule.accounts, Tick::Accounts),
-            (
-                "schedule.full_refresh",
-                &schedule.full_refresh,
-                Tick::FullRefresh,
-            ),
+            (customers, &schedule.customers, Tick::Customers),
+            (accounts, &schedule.accounts, Tick::Accounts),
+            (full_refresh, &schedule.full_refresh, Tick::FullRefresh),
         ] {
-            let worker = worker.clone();
-            let job = CronJob::new_async(expr.as_str(), move |_, _| {
-                let worker = worker.clone();
-                Box::pin(async move { worker.spawn_tick(tick) })
-            })
-            .with_context(|| format!("configuration key `{key}`: `{expr}`"))?;
             inner
-                .add(job)
+                .add(
+                    job(expr, tick, worker.clone())
+                        .with_context(|| format!("configuration key `{key}`: `{expr}`"))?,
+                )
                 .await
                 .with_context(|| format!("scheduling `{key}`"))?;
             tracing::info!(schedule = key, cron = %expr, "scheduled");
@@ -51,4 +45,23 @@ impl Scheduler {
             tracing::warn!(error = %e, "stopping the scheduler");
         }
     }
+}
+
+/// The job of one schedule, on the expression parsed at load (the builder takes a `croner::Cron`;
+/// tokio-cron-scheduler keeps its text and parses it again, the same way, for each next tick).
+fn job(
+    expr: &Schedule,
+    tick: Tick,
+    worker: Worker,
+) -> Result<tokio_cron_scheduler::Job, tokio_cron_scheduler::JobSchedulerError> {
+    JobBuilder {
+        schedule: Some(expr.cron().clone()),
+        ..JobBuilder::new()
+    }
+    .with_cron_job_type()
+    .with_run_async(Box::new(move |_, _| {
+        let worker = worker.clone();
+        Box::pin(async move { worker.spawn_tick(tick) })
+    }))
+    .build()
 }

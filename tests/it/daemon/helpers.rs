@@ -35,9 +35,9 @@ pub const EVERY_SECOND: &str = "* * * * * *";
 /// concurrency.
 pub fn daemon_settings(env: &Env, schedules: [&str; 3], concurrency: usize) -> Settings {
     let mut s = env.settings.clone();
-    s.schedule.customers = schedules[0].into();
-    s.schedule.accounts = schedules[1].into();
-    s.schedule.full_refresh = schedules[2].into();
+    s.schedule.customers = schedules[0].parse().unwrap();
+    s.schedule.accounts = schedules[1].parse().unwrap();
+    s.schedule.full_refresh = schedules[2].parse().unwrap();
     s.sync.concurrency = concurrency;
     // As many accounts at once as requests: two replicas then split the accounts between them.
     s.sync.max_accounts = concurrency;
@@ -280,15 +280,15 @@ pub fn child_env(settings: &Settings, pool: &PgPool) -> Vec<(String, String)> {
         ("LSSYNC__SERVER__LISTEN", "127.0.0.1:0".into()),
         (
             "LSSYNC__SCHEDULE__CUSTOMERS",
-            settings.schedule.customers.clone(),
+            settings.schedule.customers.to_string(),
         ),
         (
             "LSSYNC__SCHEDULE__ACCOUNTS",
-            settings.schedule.accounts.clone(),
+            settings.schedule.accounts.to_string(),
         ),
         (
             "LSSYNC__SCHEDULE__FULL_REFRESH",
-            settings.schedule.full_refresh.clone(),
+            settings.schedule.full_refresh.to_string(),
         ),
         (
             "LSSYNC__SYNC__CONCURRENCY",

@@ -331,3 +331,278 @@ fn an_unreadable_database_password_file_is_named() {
         "{err}"
     );
 }
+
+/// `config.toml.example` with its commented-out keys (`# key = value`) set.
+fn example_with_every_key() -> String {
+    lightspeed_sync::config::EXAMPLE
+        .lines()
+        .map(|l| match l.strip_prefix("# ") {
+            Some(rest) if is_key_line(rest) => rest,
+            _ => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `name = ...` with a lower-case key name.
+fn is_key_line(line: &str) -> bool {
+    line.split_once(" = ").is_some_and(|(k, _)| {
+        !k.is_empty() && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+    })
+}
+
+/// Every dotted key of a TOML document (tables are not keys, their entries are).
+fn dotted_keys(value: &toml::Value, prefix: &str, out: &mut std::collections::BTreeSet<String>) {
+    if let toml::Value::Table(t) = value {
+        for (k, v) in t {
+            let key = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            if v.is_table() {
+                dotted_keys(v, &key, out);
+            } else {
+                out.insert(key);
+            }
+        }
+    }
+}
+
+/// Secrets set on every secret key, each with a value that must never be printed.
+const EVERY_SECRET: &[(&str, &str)] = &[
+    (
+        "LSSYNC__DATABASE__URL",
+        "postgres://u:dbSECRET@h/db?password=pSECRET",
+    ),
+    ("LSSYNC__LIGHTSPEED__CLIENT_SECRET", "csSECRET"),
+    ("LSSYNC__SECURITY__TOKEN_KEY", "tkSECRET"),
+    (
+        "LSSYNC__SECURITY__PREVIOUS_TOKEN_KEYS",
+        "ptkSECRET1,ptkSECRET2",
+    ),
+    (
+        "LSSYNC__MIRROR__PII_KEY",
+        "00112233445566778899aabbccddeeff",
+    ),
+    ("LSSYNC__MIRROR__PII__EMAIL", "hash"),
+    ("LSSYNC__MIRROR__HISTORY", "true"),
+];
+
+#[test]
+fn the_printed_configuration_has_every_key_of_the_example_and_no_secret() {
+    let s = load(Some(&example_with_every_key()), EVERY_SECRET).unwrap();
+    let printed = s.redacted_toml();
+    let (mut shown, mut documented) = (Default::default(), Default::default());
+    dotted_keys(&toml::from_str(&printed).unwrap(), "", &mut shown);
+    dotted_keys(
+        &toml::from_str(&example_with_every_key()).unwrap(),
+        "",
+        &mut documented,
+    );
+    assert_eq!(shown, documented, "{printed}");
+    for secret in [
+        "dbSECRET",
+        "pSECRET",
+        "csSECRET",
+        "tkSECRET",
+        "ptkSECRET",
+        "00112233445566778899aabbccddeeff",
+    ] {
+        assert!(!printed.contains(secret), "printed {secret}:\n{printed}");
+    }
+}
+
+/// What `lightspeed-sync config` printed before the settings types serialized themselves (the
+/// hand-copied tree), for the example with every key set and [`EVERY_SECRET`]; less
+/// `server.admin_token`, since removed.
+const PRINTED_BEFORE: &str = r#"[database]
+connect_timeout = "5s"
+max_connections = 10
+password_file = "/run/secrets/db_password"
+url = "postgres://u:REDACTED@h/db?password=REDACTED"
+
+[lightspeed]
+allow_insecure_http = false
+api_base_url = "https://api.lightspeedapp.com/"
+auth_base_url = "https://cloud.lightspeedapp.com/"
+client_id = ""
+client_secret = "REDACTED"
+client_secret_file = "/run/credentials/lightspeed-sync.service/client_secret"
+max_attempts = 6
+redirect_uri = "https://localhost/oauth/callback"
+refresh_margin = "5m"
+request_timeout = "30s"
+scope = "employee:customers_read"
+
+[log]
+format = "auto"
+level = "info,sqlx=warn"
+
+[mirror]
+history = true
+pii_key = "REDACTED"
+pii_key_file = "/run/credentials/lightspeed-sync.service/pii_key"
+
+[mirror.pii]
+address = "keep"
+custom_fields = "keep"
+dob = "keep"
+email = "hash"
+name = "keep"
+note = "keep"
+phone = "keep"
+
+[schedule]
+accounts = "0 5 * * * *"
+customers = "0 */15 * * * *"
+full_refresh = "0 30 3 * * *"
+full_walk_every = "7days"
+
+[security]
+previous_token_keys = ["REDACTED", "REDACTED"]
+previous_token_keys_file = "/run/credentials/lightspeed-sync.service/previous_token_keys"
+token_key = "REDACTED"
+token_key_file = "/run/credentials/lightspeed-sync.service/token_key"
+
+[server]
+listen = "127.0.0.1:8080"
+
+[sync]
+concurrency = 16
+customer_relations = ["Contact", "CustomerType", "Note", "CreditAccount", "Tags", "CustomFieldValues"]
+max_accounts = 1000
+overlap = "2m"
+page_size = 100
+"#;
+
+#[test]
+fn the_printed_configuration_is_what_it_was() {
+    let s = load(Some(&example_with_every_key()), EVERY_SECRET).unwrap();
+    assert_eq!(s.redacted_toml(), PRINTED_BEFORE);
+    // The defaults: the unset keys are left out, an empty list is kept.
+    let printed = load(None, &[]).unwrap().redacted_toml();
+    let mut expected = PRINTED_BEFORE
+        .lines()
+        .filter(|l| !l.contains("REDACTED\"") && !l.contains("_file = "))
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n";
+    for (before, default) in [
+        ("history = true", "history = false"),
+        ("email = \"hash\"", "email = \"keep\""),
+        ("[security]\n", "[security]\nprevious_token_keys = []\n"),
+        (
+            "max_connections = 10\n",
+            "max_connections = 10\nurl = \"postgres://localhost/lightspeed\"\n",
+        ),
+    ] {
+        expected = expected.replacen(before, default, 1);
+    }
+    assert_eq!(printed, expected);
+}
+
+#[test]
+fn every_kind_of_value_comes_from_the_environment() {
+    let s = load(
+        None,
+        &[
+            ("LSSYNC__SYNC__CUSTOMER_RELATIONS", "Contact, Tags"),
+            ("LSSYNC__SYNC__CONCURRENCY", "3"),
+            ("LSSYNC__DATABASE__MAX_CONNECTIONS", "7"),
+            ("LSSYNC__LIGHTSPEED__ALLOW_INSECURE_HTTP", "true"),
+            ("LSSYNC__MIRROR__HISTORY", "true"),
+            ("LSSYNC__SYNC__OVERLAP", "1h 30m"),
+            ("LSSYNC__SCHEDULE__FULL_WALK_EVERY", "2d"),
+            ("LSSYNC__MIRROR__PII__EMAIL", "drop"),
+            ("LSSYNC__MIRROR__PII__CUSTOM_FIELDS", "drop"),
+            ("LSSYNC__SCHEDULE__ACCOUNTS", "0 0 * * * *"),
+            ("LSSYNC__LOG__FORMAT", "json"),
+            ("LSSYNC__SERVER__LISTEN", "0.0.0.0:9000"),
+            ("OTHER__SYNC__PAGE_SIZE", "1"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(s.sync.customer_relations, ["Contact", "Tags"]);
+    assert_eq!(s.sync.concurrency, 3);
+    assert_eq!(s.database.max_connections, 7);
+    assert!(s.lightspeed.allow_insecure_http);
+    assert!(s.mirror.history);
+    assert_eq!(s.sync.overlap, std::time::Duration::from_secs(5400));
+    assert_eq!(
+        s.schedule.full_walk_every,
+        std::time::Duration::from_secs(2 * 86400)
+    );
+    use lightspeed_sync::config::{LogFormat, PiiAction};
+    assert_eq!(s.mirror.pii.email, PiiAction::Drop);
+    assert_eq!(s.mirror.pii.custom_fields, PiiAction::Drop);
+    assert_eq!(s.mirror.pii.name, PiiAction::Keep);
+    assert_eq!(s.schedule.accounts.as_str(), "0 0 * * * *");
+    assert_eq!(s.log.format, LogFormat::Json);
+    assert_eq!(s.server.listen.to_string(), "0.0.0.0:9000");
+    assert_eq!(s.sync.page_size, 100);
+}
+
+#[test]
+fn database_url_is_above_the_file_and_below_lssync() {
+    let file = "[database]\nurl = \"postgres://file/db\"\n";
+    let s = load(Some(file), &[("DATABASE_URL", "postgres://env/db")]).unwrap();
+    assert_eq!(s.database.url.expose_secret(), "postgres://env/db");
+    // Only that variable: no other `DATABASE_*` is read as a `database.*` key.
+    let s = load(None, &[("DATABASE_MAX_CONNECTIONS", "3")]).unwrap();
+    assert_eq!(s.database.max_connections, 10);
+}
+
+#[test]
+fn a_bad_schedule_is_refused_in_the_words_of_the_other_keys() {
+    for key in ["CUSTOMERS", "ACCOUNTS", "FULL_REFRESH"] {
+        let var = format!("LSSYNC__SCHEDULE__{key}");
+        let err = load(None, &[(&var, "every hour")]).unwrap_err().to_string();
+        let expected = format!(
+            "configuration key `schedule.{}`: `every hour` is not a cron expression with seconds \
+             (sec min hour day month weekday): ",
+            key.to_lowercase()
+        );
+        assert!(err.starts_with(&expected), "{err}");
+    }
+    let err = load(Some("[schedule]\ncustomers = \"0 * * *\"\n"), &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("configuration key `schedule.customers`: `0 * * *` is not a cron"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_removed_admin_token_is_accepted_ignored_and_warned_about() {
+    let s = load(Some("[server]\nadmin_token = \"admin-token-value\"\n"), &[]).unwrap();
+    let [warning] = s.warnings().try_into().unwrap();
+    assert!(
+        warning.contains("`server.admin_token`") && warning.contains("removed"),
+        "{warning}"
+    );
+    assert!(!s.redacted_toml().contains("admin_token"));
+    assert!(!format!("{s:?}").contains("admin-token-value"));
+    assert!(load(None, &[]).unwrap().warnings().is_empty());
+}
+
+#[test]
+fn config_warns_of_the_removed_admin_token_on_stderr() {
+    let out = bin()
+        .arg("config")
+        .env("LSSYNC__SERVER__ADMIN_TOKEN", "admin-token-value")
+        .env("LSSYNC__LOG__FORMAT", "human")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let (stdout, stderr) = (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    );
+    assert!(
+        stderr.contains("`server.admin_token` is ignored"),
+        "{stderr}"
+    );
+    assert!(!stdout.contains("admin") && !stderr.contains("admin-token-value"));
+}
