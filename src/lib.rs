@@ -3,6 +3,7 @@
 //! # Layout
 //!
 //! - [`cli`]: the command line (one function per command, exit codes).
+//! - [`error`]: [`error::report`], an error with its causes, for every place one is shown or stored.
 //! - [`config`]: the typed settings tree (defaults → `config.toml` → `LSSYNC__*` env), secrets redacted.
 //! - [`telemetry`]: tracing setup (human on a terminal, JSON otherwise).
 //! - [`db`]: pool, embedded migrations, one small function per statement.
@@ -21,6 +22,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod db;
+pub mod error;
 pub mod lightspeed;
 pub mod sim;
 pub mod sync;

@@ -8,7 +8,7 @@ use super::AuthFailure;
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// The token source could not give a token (see [`AuthFailure::needs_reauth`]).
-    #[error("GET {url}: no usable access token: {source}")]
+    #[error("GET {url}: no usable access token")]
     Auth {
         /// The URL.
         url: Url,

@@ -44,4 +44,7 @@ pub struct AuthFailure {
     pub needs_reauth: bool,
     /// What happened, without any secret.
     pub message: String,
+    /// The error behind it, if any (a database or token-endpoint failure).
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }

@@ -100,6 +100,7 @@ impl ApiClient {
                         account_id,
                         needs_reauth: false,
                         message: reason,
+                        source: None,
                     }));
                 }
                 Err(SendError::Final(e)) => return Err(e),
