@@ -66,4 +66,106 @@ mod tests {
         let e = Repeats(std::io::Error::other("leaf"));
         assert_eq!(report(&e).to_string(), "repeats: leaf");
     }
+
+    /// `report`, anyhow's `{:#}` and a chain walker all print each level once.
+    fn assert_chain(e: impl Error + Send + Sync + 'static, expected: &str) {
+        assert_eq!(report(&e).to_string(), expected);
+        let mut levels = vec![e.to_string()];
+        let mut source = e.source();
+        while let Some(cause) = source {
+            levels.push(cause.to_string());
+            source = cause.source();
+        }
+        assert_eq!(format!("{:#}", anyhow::Error::new(e)), expected);
+        // No level repeats the one below it.
+        for pair in levels.windows(2) {
+            assert!(!pair[0].contains(&pair[1]), "{levels:?}");
+        }
+    }
+
+    fn pool_timed_out() -> sqlx::Error {
+        sqlx::Error::PoolTimedOut
+    }
+
+    #[test]
+    fn api_auth_failure_keeps_its_causes() {
+        use crate::lightspeed::{ApiError, AuthFailure};
+        let e = ApiError::Auth {
+            url: "https://api.example/API/V3/Account.json".parse().unwrap(),
+            source: AuthFailure {
+                account_id: 7,
+                needs_reauth: false,
+                message: "database error while reading its credentials".into(),
+                source: Some(Box::new(pool_timed_out())),
+            },
+        };
+        let auth = e.source().unwrap().downcast_ref::<AuthFailure>().unwrap();
+        assert_eq!(auth.account_id, 7);
+        assert_eq!(
+            auth.reason(),
+            "database error while reading its credentials: pool timed out while waiting for an open connection"
+        );
+        let db = auth.source().unwrap().downcast_ref::<sqlx::Error>();
+        assert!(matches!(db, Some(sqlx::Error::PoolTimedOut)), "{db:?}");
+        assert_chain(
+            e,
+            "GET https://api.example/API/V3/Account.json: no usable access token: account 7: \
+             database error while reading its credentials: pool timed out while waiting for an open connection",
+        );
+    }
+
+    #[test]
+    fn store_and_sync_database_errors_keep_their_cause() {
+        use crate::sync::SyncError;
+        use crate::tokens::store::StoreError;
+        let e = StoreError::Db {
+            account_id: 3,
+            source: pool_timed_out(),
+        };
+        assert!(e.source().unwrap().is::<sqlx::Error>());
+        assert_chain(
+            e,
+            "database error on the credentials of account 3: pool timed out while waiting for an open connection",
+        );
+        let e = SyncError::Db(pool_timed_out());
+        assert!(e.source().unwrap().is::<sqlx::Error>());
+        assert_chain(
+            e,
+            "database: pool timed out while waiting for an open connection",
+        );
+    }
+
+    #[test]
+    fn skipped_and_authorize_errors_keep_their_cause() {
+        use crate::lightspeed::oauth::OAuthError;
+        use crate::sync::account::Skipped;
+        use crate::sync::lease::AcquireError;
+        use crate::tokens::authorize::AuthorizeError;
+        let e = Skipped::Lease {
+            account_id: 5,
+            source: AcquireError::Db(pool_timed_out()),
+        };
+        assert!(e.source().unwrap().is::<AcquireError>());
+        assert_chain(
+            e,
+            "account 5: could not take its lease: pool timed out while waiting for an open connection",
+        );
+        let e = AuthorizeError::Listen {
+            addr: "127.0.0.1:8080".parse().unwrap(),
+            source: std::io::Error::other("address in use"),
+        };
+        assert!(e.source().unwrap().is::<std::io::Error>());
+        assert_chain(e, "cannot listen on 127.0.0.1:8080: address in use");
+        // The endpoint's error, a leaf, is in the message and not repeated as a cause.
+        let e = AuthorizeError::Exchange(OAuthError::Transient {
+            reason: "HTTP 503".into(),
+            retry_after: None,
+        });
+        assert!(e.source().is_none());
+        assert_chain(
+            e,
+            "exchanging the authorization code failed: temporary failure: HTTP 503; the code \
+             expires after 60 s, run authorize again",
+        );
+    }
 }

@@ -249,7 +249,7 @@ async fn account(
         };
         r.fail(&format!(
             "account {id}: no access token: {}: {what}",
-            e.message
+            e.reason()
         ))?;
         return Ok(());
     }

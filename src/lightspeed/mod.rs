@@ -48,3 +48,13 @@ pub struct AuthFailure {
     #[source]
     pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
+
+impl AuthFailure {
+    /// What happened with its causes, without the account (the caller names it).
+    pub fn reason(&self) -> String {
+        match &self.source {
+            Some(source) => format!("{}: {}", self.message, crate::error::report(&**source)),
+            None => self.message.clone(),
+        }
+    }
+}

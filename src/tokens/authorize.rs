@@ -87,11 +87,12 @@ pub enum AuthorizeError {
          (…?code=…&state=…), or just the code"
     )]
     NoCode,
-    /// The exchange failed for another reason.
+    /// The exchange failed for another reason. The endpoint's error is kept; it has no cause of its
+    /// own, so the message carries all of it (not a `source()`, which would print it twice).
     #[error(
-        "exchanging the authorization code failed (the code expires after 60 s: run authorize again)"
+        "exchanging the authorization code failed: {0}; the code expires after 60 s, run authorize again"
     )]
-    Exchange(#[source] OAuthError),
+    Exchange(OAuthError),
     /// The token's account could not be determined.
     #[error("cannot tell which account the new token belongs to")]
     Account(#[source] OAuthError),

@@ -385,7 +385,11 @@ impl TokenSource {
                         generation: creds.generation,
                         description,
                     },
-                    other => fail(caused(account_id, "token refresh failed", other)),
+                    // The endpoint's error has no cause of its own: its text is all of it.
+                    other => fail(transient(
+                        account_id,
+                        format!("token refresh failed: {other}"),
+                    )),
                 });
             }
         };
