@@ -94,7 +94,7 @@ pub async fn serve(
                 Ok((stream, _)) => stream,
                 Err(e) => {
                     // Out of file descriptors and the like: do not spin.
-                    tracing::warn!(error = %crate::error::report(&e), "HTTP server: accept failed");
+                    tracing::warn!(error = %report(&e), "HTTP server: accept failed");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
@@ -110,7 +110,7 @@ pub async fn serve(
             tokio::select! {
                 result = conn.as_mut() => {
                     if let Err(e) = result {
-                        tracing::debug!(error = %crate::error::report(&e), "HTTP connection ended with an error");
+                        tracing::debug!(error = %report(&e), "HTTP connection ended with an error");
                     }
                 }
                 () = tokio::time::sleep(lifetime) => {
@@ -203,7 +203,7 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
     match tokio::time::timeout(state.ready_timeout, refresh).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
-            tracing::debug!(error = %crate::error::report(&e), "metrics: could not read the database gauges")
+            tracing::debug!(error = %report(&e), "metrics: could not read the database gauges")
         }
         Err(_) => tracing::debug!("metrics: database gauges timed out"),
     }

@@ -347,7 +347,7 @@ impl Worker {
                 .tracker
                 .spawn(async move { worker.run_batch(&account, &jobs).await });
             if let Err(e) = run.await {
-                tracing::error!(account = id, error = %crate::error::report(&e), "a sync task panicked");
+                tracing::error!(account = id, error = %report(&e), "a sync task panicked");
             }
             drop(permit);
             if !self.has_pending(id) {
