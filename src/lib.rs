@@ -4,6 +4,7 @@
 //!
 //! - [`cli`]: the command line (one function per command, exit codes).
 //! - [`model`]: the words every layer shares (`AccountId`, streams, kinds, run and credential states).
+//! - [`error`]: [`error::report`], an error with its causes, for every place one is shown or stored.
 //! - [`config`]: the typed settings tree (defaults → `config.toml` → `LSSYNC__*` env), secrets redacted.
 //! - [`telemetry`]: tracing setup (human on a terminal, JSON otherwise).
 //! - [`db`]: pool, embedded migrations, one small function per statement.
@@ -23,6 +24,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod db;
+pub mod error;
 pub mod lightspeed;
 pub mod model;
 pub mod sim;

@@ -87,7 +87,7 @@ pub async fn run(settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
     progress.finish();
     let mut ok = true;
     for outcome in outcomes {
-        let reports = outcome.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let reports = outcome.map_err(anyhow::Error::new)?;
         for r in reports {
             ok &= r.status == RunStatus::Succeeded;
             println!("{}", super::sync::summary_line(&r));

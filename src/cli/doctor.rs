@@ -15,6 +15,7 @@ use chrono::Utc;
 use secrecy::ExposeSecret;
 
 use crate::config::{Settings, is_loopback, redact_url};
+use crate::error::report;
 use crate::lightspeed::query::{Archived, CustomerQuery};
 use crate::lightspeed::wire::audit::{self, Shape};
 use crate::lightspeed::wire::{Customer, DetailShape, WireError};
@@ -96,7 +97,8 @@ pub async fn check(
         Ok(a) => a,
         Err(e) => {
             r.fail(&format!(
-                "database: cannot list the connected accounts: {e}"
+                "database: cannot list the connected accounts: {}",
+                report(&e)
             ))?;
             return Ok(r.failed);
         }
@@ -159,11 +161,11 @@ fn configuration(settings: &Settings, r: &mut Report<'_>) -> anyhow::Result<bool
     }
     if let Err(e) = ls.client_secret() {
         ok = false;
-        r.fail(&format!("configuration: {e}"))?;
+        r.fail(&format!("configuration: {}", report(&e)))?;
     }
     if let Err(e) = settings.security.token_key() {
         ok = false;
-        r.fail(&format!("configuration: {e}"))?;
+        r.fail(&format!("configuration: {}", report(&e)))?;
     }
     if ok {
         r.ok(&format!(
@@ -179,7 +181,7 @@ async fn database(settings: &Settings, r: &mut Report<'_>) -> anyhow::Result<Opt
     let pool = match crate::db::connect(&settings.database).await {
         Ok(p) => p,
         Err(e) => {
-            r.fail(&format!("database: {e}"))?;
+            r.fail(&format!("database: {}", report(&e)))?;
             return Ok(None);
         }
     };
@@ -233,7 +235,7 @@ async fn account(
         }
         Err(e) => {
             r.fail(&format!(
-                "account {id}: {e}: configure the key it was authorized with (security.token_key), or run `lightspeed-sync authorize` again"
+                "account {id}: {}: configure the key it was authorized with (security.token_key), or run `lightspeed-sync authorize` again", report(&e)
             ))?;
             return Ok(());
         }
@@ -248,7 +250,7 @@ async fn account(
         };
         r.fail(&format!(
             "account {id}: no access token: {}: {what}",
-            e.message
+            e.reason()
         ))?;
         return Ok(());
     }
@@ -281,7 +283,7 @@ async fn account(
                 ))?,
             }
         }
-        Err(e) => r.fail(&format!("account {id}: {e}"))?,
+        Err(e) => r.fail(&format!("account {id}: {}", report(&e)))?,
     }
     // Account/{id}.json: the detail, in either shape.
     match api.get_account_detail(id).await {
@@ -299,7 +301,8 @@ async fn account(
             r.ok(&format!("account {id}: Account/{id}.json parsed ({shape})"))?;
         }
         Err(e) => r.fail(&format!(
-            "account {id}: {e}: `sync` would fail the same way; please report it with this output"
+            "account {id}: {}: `sync` would fail the same way; please report it with this output",
+            report(&e)
         ))?,
     }
     // One small page of customers, with the relations sync loads.
@@ -328,7 +331,8 @@ async fn account(
             ))?;
         }
         Err(e) => r.fail(&format!(
-            "account {id}: {e}: `sync` would fail the same way; please report it with this output"
+            "account {id}: {}: `sync` would fail the same way; please report it with this output",
+            report(&e)
         ))?,
     }
     for n in &notes {
@@ -401,7 +405,10 @@ async fn rate_limits(id: AccountId, api: &ApiClient, r: &mut Report<'_>) -> anyh
                 ),
             )?;
         }
-        Err(e) => r.line("info", &format!("account {id}: no estimate: {e}"))?,
+        Err(e) => r.line(
+            "info",
+            &format!("account {id}: no estimate: {}", report(&e)),
+        )?,
     }
     Ok(())
 }

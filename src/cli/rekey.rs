@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::config::Settings;
 use crate::db::credentials;
+use crate::error::report;
 use crate::model::AccountId;
 use crate::tokens::crypto::Keyring;
 use crate::tokens::store::{RekeyOutcome, TokenStore};
@@ -98,8 +99,8 @@ pub async fn rekey_all(
             Ok(RekeyOutcome::AlreadyCurrent) => summary.current += 1,
             Ok(RekeyOutcome::Gone) => {}
             Err(e) => {
-                line(format!("account {account_id}: failed: {e}"));
-                summary.failed.push((account_id, e.to_string()));
+                line(format!("account {account_id}: failed: {}", report(&e)));
+                summary.failed.push((account_id, report(&e).to_string()));
             }
         }
     }

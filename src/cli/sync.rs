@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::app::{App, Database};
 use crate::config::Settings;
 use crate::db::leases;
+use crate::error::report;
 use crate::lightspeed::CallStats;
 use crate::model::AccountId;
 use crate::sync::account::{Skipped, sync_account};
@@ -148,7 +149,7 @@ pub async fn run(settings: Settings, args: SyncArgs) -> anyhow::Result<()> {
                 busy += 1;
             }
             Err(skipped) => {
-                println!("{skipped}");
+                println!("{}", report(skipped));
                 failures += 1;
             }
         }
@@ -204,7 +205,7 @@ pub async fn sync_waiting(
         let free = match leases::takeable(&engine.pool, &ids).await {
             Ok(free) => free,
             Err(e) => {
-                tracing::warn!(error = %e, "could not look at the leases of the busy accounts; trying again");
+                tracing::warn!(error = %report(&e), "could not look at the leases of the busy accounts; trying again");
                 continue;
             }
         };

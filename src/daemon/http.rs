@@ -38,6 +38,7 @@ use tokio_util::task::TaskTracker;
 
 use super::worker::Worker;
 use super::{metrics, status};
+use crate::error::report;
 
 use crate::model::AccountId;
 
@@ -95,7 +96,7 @@ pub async fn serve(
                 Ok((stream, _)) => stream,
                 Err(e) => {
                     // Out of file descriptors and the like: do not spin.
-                    tracing::warn!(error = %e, "HTTP server: accept failed");
+                    tracing::warn!(error = %report(&e), "HTTP server: accept failed");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
@@ -111,7 +112,7 @@ pub async fn serve(
             tokio::select! {
                 result = conn.as_mut() => {
                     if let Err(e) = result {
-                        tracing::debug!(error = %e, "HTTP connection ended with an error");
+                        tracing::debug!(error = %report(&e), "HTTP connection ended with an error");
                     }
                 }
                 () = tokio::time::sleep(lifetime) => {
@@ -179,7 +180,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
     let ping = sqlx::query("SELECT 1").execute(&state.pool);
     match tokio::time::timeout(state.ready_timeout, ping).await {
         Ok(Ok(_)) => (StatusCode::OK, Json(json!({ "ready": true }))).into_response(),
-        Ok(Err(e)) => not_ready(&format!("database: {e}")),
+        Ok(Err(e)) => not_ready(&format!("database: {}", report(&e))),
         Err(_) => not_ready(&format!(
             "database: no answer to SELECT 1 within {:?}",
             state.ready_timeout
@@ -203,7 +204,9 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
     let refresh = metrics::refresh_db_gauges(&state.pool);
     match tokio::time::timeout(state.ready_timeout, refresh).await {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::debug!(error = %e, "metrics: could not read the database gauges"),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %report(&e), "metrics: could not read the database gauges")
+        }
         Err(_) => tracing::debug!("metrics: database gauges timed out"),
     }
     (
@@ -226,7 +229,7 @@ async fn status_json(State(state): State<AppState>) -> Response {
     };
     match tokio::time::timeout(state.ready_timeout, status::collect(&state.pool)).await {
         Ok(Ok(report)) => Json(report).into_response(),
-        Ok(Err(e)) => unavailable(format!("database: {e}")),
+        Ok(Err(e)) => unavailable(format!("database: {}", report(&e))),
         Err(_) => unavailable(format!(
             "database: the status queries did not finish within {:?}",
             state.ready_timeout
@@ -275,7 +278,10 @@ async fn status_page(State(state): State<AppState>, Query(query): Query<PageQuer
             )
                 .into_response()
         }
-        Ok(Err(e)) => html_error(StatusCode::SERVICE_UNAVAILABLE, format!("database: {e}")),
+        Ok(Err(e)) => html_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("database: {}", report(&e)),
+        ),
         Err(_) => html_error(
             StatusCode::SERVICE_UNAVAILABLE,
             format!(

@@ -221,7 +221,7 @@ impl Daemon {
         }
         http_stop.cancel();
         if let Ok(Err(e)) = tokio::time::timeout(Duration::from_secs(2), server).await {
-            tracing::warn!(error = %e, "HTTP server task");
+            tracing::warn!(error = %crate::error::report(&e), "HTTP server task");
         }
         let stopped = Stopped {
             drained,

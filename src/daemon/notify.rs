@@ -39,6 +39,6 @@ pub fn spawn_watchdog(tracker: &TaskTracker, stop: CancellationToken) {
 
 fn send(state: &[NotifyState<'_>], what: &str) {
     if let Err(e) = sd_notify::notify(state) {
-        tracing::warn!(error = %e, "could not notify systemd ({what})");
+        tracing::warn!(error = %crate::error::report(&e), "could not notify systemd ({what})");
     }
 }

@@ -42,7 +42,7 @@ impl Scheduler {
     /// Stop ticking. Jobs already handed to the worker keep running (the caller waits for them).
     pub async fn shutdown(mut self) {
         if let Err(e) = self.inner.shutdown().await {
-            tracing::warn!(error = %e, "stopping the scheduler");
+            tracing::warn!(error = %crate::error::report(&e), "stopping the scheduler");
         }
     }
 }

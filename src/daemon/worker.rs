@@ -21,6 +21,7 @@ use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::error::report;
 use crate::model::AccountId;
 use crate::sync::account::{Skipped, sync_account_with_ttl};
 use crate::sync::{Engine, Kind, RunStatus, Stream};
@@ -351,7 +352,7 @@ impl Worker {
                 .tracker
                 .spawn(async move { worker.run_batch(&account, &jobs).await });
             if let Err(e) = run.await {
-                tracing::error!(account.id = id.get(), error = %e, "a sync task panicked");
+                tracing::error!(account.id = id.get(), error = %report(&e), "a sync task panicked");
             }
             drop(permit);
             if !self.has_pending(id) {
@@ -413,7 +414,7 @@ impl Worker {
                     }
                     Ok(false) => {}
                     Err(e) => {
-                        tracing::warn!(account.id = id.get(), error = %e, "could not read when the account was last walked in full; walking it");
+                        tracing::warn!(account.id = id.get(), error = %report(&e), "could not read when the account was last walked in full; walking it");
                         sk.1 = Kind::Full;
                     }
                 }
@@ -457,7 +458,7 @@ impl Worker {
             Err(e @ Skipped::Lease { .. }) => {
                 metrics::counter!("lightspeed_daemon_skipped_total", "reason" => "lease_error")
                     .increment(1);
-                tracing::warn!(account.id = id.get(), error.message = %e, "could not take the account's lease; skipped");
+                tracing::warn!(account.id = id.get(), error.message = %report(&e), "could not take the account's lease; skipped");
             }
         }
     }

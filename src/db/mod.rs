@@ -7,7 +7,7 @@ use secrecy::ExposeSecret;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
 
-use crate::config::{DatabaseSettings, redact_url};
+use crate::config::{ConfigError, DatabaseSettings, redact_url};
 
 /// The embedded migrations (`migrations/`).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
@@ -48,8 +48,8 @@ pub enum DbError {
         source: sqlx::Error,
     },
     /// `database.password_file` could not be read.
-    #[error("{0}")]
-    PasswordFile(String),
+    #[error(transparent)]
+    PasswordFile(ConfigError),
     /// A migration failed.
     #[error("migrating the database at {url}")]
     Migrate {
@@ -86,7 +86,7 @@ pub fn connect_options(settings: &DatabaseSettings) -> Result<PgConnectOptions, 
     match settings.password_from_file() {
         Ok(Some(password)) => Ok(options.password(password.expose_secret())),
         Ok(None) => Ok(options),
-        Err(e) => Err(DbError::PasswordFile(e.to_string())),
+        Err(e) => Err(DbError::PasswordFile(e)),
     }
 }
 

@@ -8,7 +8,7 @@ use super::AuthFailure;
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// The token source could not give a token (see [`AuthFailure::needs_reauth`]).
-    #[error("GET {url}: no usable access token: {source}")]
+    #[error("GET {url}: no usable access token")]
     Auth {
         /// The URL.
         url: Url,
@@ -47,8 +47,11 @@ pub enum ApiError {
         url: Url,
         /// Attempts made.
         attempts: u32,
-        /// The last failure.
+        /// The last failure (`HTTP 503: …`, `timed out`, `request failed`).
         reason: String,
+        /// The transport's error behind it, if the last failure was one.
+        #[source]
+        source: Option<reqwest::Error>,
     },
     /// A URL (a page's `next`, or one asked for) is not on `lightspeed.api_base_url`'s origin: the
     /// access token is not sent there.

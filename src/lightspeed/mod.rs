@@ -49,4 +49,17 @@ pub struct AuthFailure {
     pub needs_reauth: bool,
     /// What happened, without any secret.
     pub message: String,
+    /// The error behind it, if any (a database or token-endpoint failure).
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl AuthFailure {
+    /// What happened with its causes, without the account (the caller names it).
+    pub fn reason(&self) -> String {
+        match &self.source {
+            Some(source) => format!("{}: {}", self.message, crate::error::report(&**source)),
+            None => self.message.clone(),
+        }
+    }
 }

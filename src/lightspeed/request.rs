@@ -22,6 +22,7 @@ use super::error::{ApiError, excerpt};
 use super::guard::{self, BodyError};
 use super::pacing::Slot;
 use super::retry::{self, Verdict};
+use crate::error::report;
 
 use crate::model::AccountId;
 
@@ -31,7 +32,7 @@ pub const MAX_THROTTLED_IN_A_ROW: u32 = 20;
 /// Why a request got no complete response.
 enum SendError {
     /// Worth retrying: timeout, connection error, cut body.
-    Transient(String),
+    Transient(reqwest::Error),
     /// The request could not even be built (a token that is not a valid header value).
     Invalid(String),
     /// Not retried: a redirect, a body over the limit.
@@ -102,13 +103,22 @@ impl ApiClient {
                         account_id,
                         needs_reauth: false,
                         message: reason,
+                        source: None,
                     }));
                 }
                 Err(SendError::Final(e)) => return Err(e),
-                Err(SendError::Transient(reason)) => {
+                Err(SendError::Transient(e)) => {
                     metrics::counter!("lightspeed_api_requests_total", "status" => "error")
                         .increment(1);
-                    self.transient(url, failures, None, stats, reason).await?;
+                    let reason = if e.is_timeout() {
+                        "timed out"
+                    } else {
+                        "request failed"
+                    };
+                    // The caller names the URL.
+                    let e = e.without_url();
+                    self.transient(url, failures, None, stats, reason.into(), Some(e))
+                        .await?;
                     continue;
                 }
             };
@@ -179,7 +189,8 @@ impl ApiClient {
                 }
                 Verdict::Transient => {
                     let reason = format!("HTTP {status}: {}", excerpt(&body, 200));
-                    self.transient(url, failures, retry::retry_after(&headers), stats, reason)
+                    let retry_after = retry::retry_after(&headers);
+                    self.transient(url, failures, retry_after, stats, reason, None)
                         .await?;
                 }
                 Verdict::Fatal => {
@@ -214,7 +225,7 @@ impl ApiClient {
             .http
             .execute(request)
             .await
-            .map_err(|e| SendError::Transient(describe(&e)))?;
+            .map_err(SendError::Transient)?;
         let (status, headers) = (response.status(), response.headers().clone());
         slot.finish(&headers);
         if status.is_redirection() {
@@ -236,7 +247,7 @@ impl ApiClient {
         let body = guard::read_capped(response, limit)
             .await
             .map_err(|e| match e {
-                BodyError::Transport(e) => SendError::Transient(describe(&e)),
+                BodyError::Transport(e) => SendError::Transient(e),
                 BodyError::TooLarge => SendError::Final(ApiError::TooLarge {
                     url: url.clone(),
                     limit: guard::human_size(limit),
@@ -245,7 +256,8 @@ impl ApiClient {
         Ok((status, headers, body))
     }
 
-    /// Count a transient failure; give up when attempts are spent, else back off.
+    /// Count a transient failure (`reason`, caused by `source` if the transport failed); give up
+    /// when attempts are spent, else back off.
     async fn transient(
         &self,
         url: &Url,
@@ -253,6 +265,7 @@ impl ApiClient {
         retry_after: Option<Duration>,
         stats: &mut CallStats,
         reason: String,
+        source: Option<reqwest::Error>,
     ) -> Result<(), ApiError> {
         *failures += 1;
         if *failures >= self.inner.max_attempts {
@@ -260,8 +273,13 @@ impl ApiClient {
                 url: url.clone(),
                 attempts: *failures,
                 reason,
+                source,
             });
         }
+        let reason = match &source {
+            Some(e) => format!("{reason}: {}", report(e)),
+            None => reason,
+        };
         self.back_off(*failures, retry_after, stats, &reason).await;
         Ok(())
     }
@@ -288,21 +306,4 @@ fn record_wait(stats: &mut CallStats, waited: Duration) {
         metrics::gauge!("lightspeed_api_rate_limit_wait_seconds_total")
             .increment(waited.as_secs_f64());
     }
-}
-
-/// A reqwest error as text: its kind and cause chain, without the URL (the caller names it).
-fn describe(e: &reqwest::Error) -> String {
-    use std::error::Error as _;
-    let mut text = if e.is_timeout() {
-        "timed out".to_string()
-    } else {
-        "request failed".to_string()
-    };
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::lease::{LEASE_TTL, LeaseGuard};
+use super::lease::{AcquireError, LEASE_TTL, LeaseGuard};
 use super::{Engine, Kind, RunReport, Stream};
 use crate::model::AccountId;
 use crate::tokens::store::{AccountCredentialInfo, AccountStatus};
 
 /// Why an account was not synced at all.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum Skipped {
     /// Its refresh token was rejected; a person must run `authorize` again.
     #[error(
@@ -30,12 +30,13 @@ pub enum Skipped {
         account_id: AccountId,
     },
     /// The database failed while taking the lease.
-    #[error("account {account_id}: could not take its lease: {message}")]
+    #[error("account {account_id}: could not take its lease")]
     Lease {
         /// The account.
         account_id: AccountId,
         /// The database error.
-        message: String,
+        #[source]
+        source: AcquireError,
     },
 }
 
@@ -71,12 +72,7 @@ pub async fn sync_account_with_ttl(
     let guard = match LeaseGuard::acquire(&engine.pool, account_id, &engine.replica, ttl).await {
         Ok(Some(g)) => g,
         Ok(None) => return Err(Skipped::Busy { account_id }),
-        Err(e) => {
-            return Err(Skipped::Lease {
-                account_id,
-                message: e.to_string(),
-            });
-        }
+        Err(source) => return Err(Skipped::Lease { account_id, source }),
     };
     // Stop when asked to, or when the lease is lost.
     let stop = cancel.child_token();

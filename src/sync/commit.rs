@@ -259,7 +259,7 @@ async fn refresh_statistics(pool: sqlx::PgPool) {
                lightspeed.customer_websites, lightspeed.customer_custom_fields, lightspeed.credit_accounts, \
                lightspeed.customer_addresses; COMMIT";
     if let Err(e) = sqlx::raw_sql(sql).execute(&pool).await {
-        tracing::debug!(error = %e, "could not refresh the mirror's statistics");
+        tracing::debug!(error = %crate::error::report(&e), "could not refresh the mirror's statistics");
     }
 }
 

@@ -110,7 +110,7 @@ async fn hold(pool: PgPool, holder: String, up: watch::Sender<bool>) {
                 up.send_replace(false);
                 failures += 1;
                 if failures == 1 || failures.is_multiple_of(30) {
-                    tracing::warn!(error = %e, "could not open the presence connection (leases of this process then rely on their expiry); retrying");
+                    tracing::warn!(error = %crate::error::report(&e), "could not open the presence connection (leases of this process then rely on their expiry); retrying");
                 }
                 tokio::time::sleep(crate::db::RECONNECT_DELAY).await;
                 continue;
@@ -123,7 +123,7 @@ async fn hold(pool: PgPool, holder: String, up: watch::Sender<bool>) {
             tokio::time::sleep(PRESENCE_CHECK).await;
             if let Err(e) = sqlx::query("SELECT 1").execute(&mut conn).await {
                 up.send_replace(false);
-                tracing::warn!(error = %e, "the presence connection dropped; re-opening it (other replicas may take this process's accounts over meanwhile)");
+                tracing::warn!(error = %crate::error::report(&e), "the presence connection dropped; re-opening it (other replicas may take this process's accounts over meanwhile)");
                 break;
             }
         }
@@ -228,7 +228,7 @@ async fn renew_all(
                 Ok(renewed) => renewed,
                 // A database hiccup: keep trying until the leases would have expired anyway.
                 Err(e) => {
-                    tracing::warn!(leases = pending.len(), error = %e, "could not renew the leases");
+                    tracing::warn!(leases = pending.len(), error = %crate::error::report(&e), "could not renew the leases");
                     break;
                 }
             };
@@ -239,7 +239,7 @@ async fn renew_all(
             let ours = match leases::still_held(&pool, &holder, &pending).await {
                 Ok(ours) => ours,
                 Err(e) => {
-                    tracing::warn!(leases = pending.len(), error = %e, "could not renew the leases");
+                    tracing::warn!(leases = pending.len(), error = %crate::error::report(&e), "could not renew the leases");
                     break;
                 }
             };
@@ -328,7 +328,7 @@ impl LeaseGuard {
     pub async fn release(self) {
         self.stop_renewing();
         if let Err(e) = leases::release(&self.pool, &self.lease).await {
-            tracing::warn!(account.id = self.lease.account_id.get(), error = %e, "could not release the lease; it will expire");
+            tracing::warn!(account.id = self.lease.account_id.get(), error = %crate::error::report(&e), "could not release the lease; it will expire");
         }
     }
 }

@@ -74,7 +74,7 @@ pub enum SyncError {
     #[error(transparent)]
     Api(#[from] ApiError),
     /// The database failed.
-    #[error("database: {0}")]
+    #[error("database")]
     Db(#[from] sqlx::Error),
     /// Another replica took the account over; nothing more is committed.
     #[error(
@@ -182,7 +182,7 @@ impl Engine {
             Err(e) => {
                 let mut report = RunReport::new(0, lease, stream, kind, &tally, started, Ok(()));
                 report.status = RunStatus::Failed;
-                report.error = Some(format!("recording the run: {e}"));
+                report.error = Some(format!("recording the run: {}", crate::error::report(&e)));
                 return report.logged();
             }
         };
@@ -208,7 +208,7 @@ impl Engine {
         tally.stats.add(&rest);
         let report = RunReport::new(run_id, lease, stream, kind, &tally, started, result);
         if let Err(e) = self.record_end(lease, &report, &rest).await {
-            tracing::error!(error = %e, "could not record the end of the run");
+            tracing::error!(error = %crate::error::report(&e), "could not record the end of the run");
         }
         record_metrics(&report);
         report.logged()
@@ -266,7 +266,10 @@ impl RunReport {
                 RunStatus::Interrupted,
                 Some("stopped on request".to_string()),
             ),
-            Err(e) => (RunStatus::Failed, Some(e.to_string())),
+            Err(e) => (
+                RunStatus::Failed,
+                Some(crate::error::report(&e).to_string()),
+            ),
         };
         RunReport {
             run_id,

@@ -20,6 +20,7 @@ use url::Url;
 
 use crate::config::Settings;
 use crate::db::credentials;
+use crate::error::report;
 use crate::lightspeed::guard::printable;
 use crate::lightspeed::oauth::{self, AuthorizationRequest, OAuthClient, OAuthError};
 use crate::model::AccountId;
@@ -87,21 +88,23 @@ pub enum AuthorizeError {
          (…?code=…&state=…), or just the code"
     )]
     NoCode,
-    /// The exchange failed for another reason.
+    /// The exchange failed for another reason. The endpoint's error is kept; it has no cause of its
+    /// own, so the message carries all of it (not a `source()`, which would print it twice).
     #[error(
         "exchanging the authorization code failed: {0}; the code expires after 60 s, run authorize again"
     )]
-    Exchange(String),
+    Exchange(OAuthError),
     /// The token's account could not be determined.
-    #[error("cannot tell which account the new token belongs to: {0}")]
-    Account(String),
+    #[error("cannot tell which account the new token belongs to")]
+    Account(#[source] OAuthError),
     /// `--listen` could not bind.
-    #[error("cannot listen on {addr}: {reason}")]
+    #[error("cannot listen on {addr}")]
     Listen {
         /// The address.
         addr: SocketAddr,
         /// Why.
-        reason: String,
+        #[source]
+        source: std::io::Error,
     },
     /// `--listen` waited in vain.
     #[error(
@@ -118,10 +121,10 @@ pub enum AuthorizeError {
         redirect_uri: String,
     },
     /// Storing the tokens failed.
-    #[error("storing the tokens failed: {0}")]
+    #[error("storing the tokens failed")]
     Store(#[from] StoreError),
     /// Reading the input or writing the output failed.
-    #[error("terminal I/O failed: {0}")]
+    #[error("terminal I/O failed")]
     Io(#[from] std::io::Error),
 }
 
@@ -278,7 +281,7 @@ impl Flow<'_> {
                         format!(": {description}")
                     })
                 }
-                other => AuthorizeError::Exchange(other.to_string()),
+                other => AuthorizeError::Exchange(other),
             })?;
         let api_base = &self.settings.lightspeed.api_base_url;
         let http = self.client.http();
@@ -287,7 +290,7 @@ impl Flow<'_> {
             None => {
                 let who = oauth::fetch_account_identity(http, api_base, &tokens.access_token)
                     .await
-                    .map_err(|e| AuthorizeError::Account(e.to_string()))?;
+                    .map_err(AuthorizeError::Account)?;
                 (who.account_id, who.name)
             }
         };
@@ -296,7 +299,7 @@ impl Flow<'_> {
             {
                 Ok(n) => name = n,
                 Err(e) => {
-                    tracing::warn!(account.id = account_id.get(), error = %e, "could not read the account's name; storing it without one")
+                    tracing::warn!(account.id = account_id.get(), error = %report(&e), "could not read the account's name; storing it without one")
                 }
             }
         }
@@ -324,17 +327,12 @@ impl Flow<'_> {
         timeout: Duration,
         output: &mut W,
     ) -> Result<Connected, AuthorizeError> {
-        let listener =
-            tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| AuthorizeError::Listen {
-                    addr,
-                    reason: e.to_string(),
-                })?;
-        let local = listener.local_addr().map_err(|e| AuthorizeError::Listen {
-            addr,
-            reason: e.to_string(),
-        })?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| AuthorizeError::Listen { addr, source })?;
+        let local = listener
+            .local_addr()
+            .map_err(|source| AuthorizeError::Listen { addr, source })?;
         print_url(output, self.request, Some(local)).await?;
         let (tx, mut rx) = mpsc::channel::<Callback>(4);
         let path = match self.settings.lightspeed.redirect_uri.path() {
@@ -371,7 +369,7 @@ impl Flow<'_> {
                     let result = self.complete(&redirect).await;
                     let page = match &result {
                         Ok(c) => Ok(connected_line(c)),
-                        Err(e) => Err(e.to_string()),
+                        Err(e) => Err(report(e).to_string()),
                     };
                     let _ = reply.send(page);
                     break result;
@@ -527,17 +525,21 @@ pub async fn disconnect(
             anyhow::anyhow!("account {account_id} is not connected (no stored credentials)")
         })?;
     let outcome = match store.decrypt_row(&row) {
-        Err(e) if force => Disconnected::Forgotten(e.to_string()),
+        Err(e) if force => Disconnected::Forgotten(report(&e).to_string()),
         Err(e) => {
-            anyhow::bail!("{e}; pass --force to delete the credentials without revoking them")
+            anyhow::bail!(
+                "{}; pass --force to delete the credentials without revoking them",
+                report(&e)
+            )
         }
         Ok(creds) => match client.revoke(&creds.refresh_token).await {
             Ok(()) => Disconnected::Revoked,
             Err(OAuthError::InvalidGrant { .. }) => Disconnected::AlreadyInvalid,
-            Err(e) if force => Disconnected::Forgotten(format!("revoking failed: {e}")),
+            Err(e) if force => Disconnected::Forgotten(format!("revoking failed: {}", report(&e))),
             Err(e) => anyhow::bail!(
-                "could not revoke the tokens of account {account_id} at Lightspeed: {e}; retry, or pass --force \
-                 to delete the credentials without revoking them"
+                "could not revoke the tokens of account {account_id} at Lightspeed: {}; retry, or pass --force \
+                 to delete the credentials without revoking them",
+                report(&e)
             ),
         },
     };

@@ -26,7 +26,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::config::SecuritySettings;
+use crate::config::{ConfigError, SecuritySettings};
 use crate::model::AccountId;
 
 /// The version rows carry when written before key versions were derived from the key.
@@ -88,12 +88,18 @@ pub enum KeyError {
          LSSYNC__SECURITY__TOKEN_KEY); `lightspeed-sync keygen` prints one. Tokens are never stored unencrypted"
     )]
     Missing,
-    /// The key is set but is not base64 of 32 bytes, or its file cannot be read.
+    /// The key is set but is not base64 of 32 bytes.
     #[error("`security.token_key` is not usable: {0}")]
     Invalid(String),
-    /// One of the older keys is not base64 of 32 bytes, or their file cannot be read.
+    /// The key's file cannot be read.
+    #[error("`security.token_key` is not usable")]
+    Unreadable(#[source] ConfigError),
+    /// One of the older keys is not base64 of 32 bytes.
     #[error("`security.previous_token_keys` is not usable: {0}")]
     InvalidPrevious(String),
+    /// The older keys' file cannot be read.
+    #[error("`security.previous_token_keys` is not usable")]
+    UnreadablePrevious(#[source] ConfigError),
 }
 
 /// A stored ciphertext could not be decrypted.
@@ -240,13 +246,11 @@ impl Keyring {
         if !inline && !file {
             return Err(KeyError::Missing);
         }
-        let text = settings
-            .token_key()
-            .map_err(|e| KeyError::Invalid(e.to_string()))?;
+        let text = settings.token_key().map_err(KeyError::Unreadable)?;
         let mut ring = Self::new(TokenKey::from_base64(&text)?);
         let previous = settings
             .previous_token_keys()
-            .map_err(|e| KeyError::InvalidPrevious(e.to_string()))?;
+            .map_err(KeyError::UnreadablePrevious)?;
         for (i, text) in previous.iter().enumerate() {
             let key = TokenKey::from_base64(text).map_err(|e| match e {
                 KeyError::Invalid(problem) => KeyError::InvalidPrevious(format!(

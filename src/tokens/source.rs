@@ -213,7 +213,7 @@ impl TokenSource {
     async fn fresh_token(&self, account_id: AccountId) -> Result<SecretString, AuthFailure> {
         let state = credentials::select_state(self.store.pool(), account_id)
             .await
-            .map_err(|e| db_failure(account_id, &e))?
+            .map_err(|e| db_failure(account_id, e))?
             .ok_or_else(|| not_connected(account_id))?;
         if state.status != AccountStatus::Connected {
             return Err(refused(account_id, state.status_reason.as_deref()));
@@ -269,12 +269,8 @@ impl TokenSource {
             let need = rejected.as_ref().map_or(Need::Fresh, Need::Replace);
             this.refresh_in_flight(account_id, need, seen).await
         });
-        task.await.unwrap_or_else(|e| {
-            Err(transient(
-                account_id,
-                format!("the refresh task failed: {e}"),
-            ))
-        })
+        task.await
+            .unwrap_or_else(|e| Err(caused(account_id, "the refresh task failed", e)))
     }
 
     async fn refresh_in_flight(
@@ -304,7 +300,7 @@ impl TokenSource {
                     // Re-read once: if another worker rotated the chain meanwhile, use its tokens.
                     let now = credentials::select_state(self.store.pool(), account_id)
                         .await
-                        .map_err(|e| db_failure(account_id, &e))?;
+                        .map_err(|e| db_failure(account_id, e))?;
                     let Some(now) = now else {
                         return Err(not_connected(account_id));
                     };
@@ -330,13 +326,13 @@ impl TokenSource {
             .pool()
             .begin()
             .await
-            .map_err(|e| fail(db_failure(account_id, &e)))?;
+            .map_err(|e| fail(db_failure(account_id, e)))?;
         let wait_ms = u64::try_from(self.lock_wait.as_millis())
             .unwrap_or(u64::MAX)
             .max(1);
         credentials::set_local_lock_timeout(&mut *tx, wait_ms)
             .await
-            .map_err(|e| fail(db_failure(account_id, &e)))?;
+            .map_err(|e| fail(db_failure(account_id, e)))?;
         let row = credentials::select_for_update(&mut *tx, account_id)
             .await
             .map_err(|e| {
@@ -349,7 +345,7 @@ impl TokenSource {
                         ),
                     ))
                 } else {
-                    fail(db_failure(account_id, &e))
+                    fail(db_failure(account_id, e))
                 }
             })?;
         let row = row.ok_or_else(|| fail(not_connected(account_id)))?;
@@ -370,7 +366,7 @@ impl TokenSource {
         if !needed {
             tx.commit()
                 .await
-                .map_err(|e| fail(db_failure(account_id, &e)))?;
+                .map_err(|e| fail(db_failure(account_id, e)))?;
             self.remember(
                 account_id,
                 version_of(&creds),
@@ -392,6 +388,7 @@ impl TokenSource {
                         generation: creds.generation,
                         description,
                     },
+                    // The endpoint's error has no cause of its own: its text is all of it.
                     other => fail(transient(
                         account_id,
                         format!("token refresh failed: {other}"),
@@ -439,7 +436,7 @@ impl TokenSource {
         };
         let stored = credentials::update_rotated(&mut *tx, account_id, seen.generation, &pair)
             .await
-            .map_err(|e| db_failure(account_id, &e))?;
+            .map_err(|e| db_failure(account_id, e))?;
         let Some(new_generation) = stored else {
             return Err(transient(
                 account_id,
@@ -447,10 +444,12 @@ impl TokenSource {
             ));
         };
         tx.commit().await.map_err(|e| {
-            transient(account_id, format!(
-                "could not store the refreshed tokens ({e}); the previous refresh token stays valid until the \
-                 new access token is used, so the next attempt can refresh again"
-            ))
+            caused(
+                account_id,
+                "could not store the refreshed tokens (the previous refresh token stays valid until the \
+                 new access token is used, so the next attempt can refresh again)",
+                e,
+            )
         })?;
         self.remember(
             account_id,
@@ -540,13 +539,14 @@ impl TokenSource {
                     message: format!(
                         "{reason}; run `lightspeed-sync authorize` to reconnect the account"
                     ),
+                    source: None,
                 }
             }
             Ok(false) => transient(
                 account_id,
                 "the credentials were replaced during the refresh; retry".into(),
             ),
-            Err(e) => db_failure(account_id, &e),
+            Err(e) => db_failure(account_id, e),
         }
     }
 
@@ -627,26 +627,38 @@ fn transient(account_id: AccountId, message: String) -> AuthFailure {
         account_id,
         needs_reauth: false,
         message,
+        source: None,
     }
 }
 
-fn db_failure(account_id: AccountId, e: &sqlx::Error) -> AuthFailure {
-    transient(
+/// A transient failure saying `what`, caused by `source`.
+fn caused(
+    account_id: AccountId,
+    what: &str,
+    source: impl std::error::Error + Send + Sync + 'static,
+) -> AuthFailure {
+    AuthFailure {
+        source: Some(Box::new(source)),
+        ..transient(account_id, what.into())
+    }
+}
+
+fn db_failure(account_id: AccountId, e: sqlx::Error) -> AuthFailure {
+    caused(
         account_id,
-        format!("database error while reading its credentials: {e}"),
+        "database error while reading its credentials",
+        e,
     )
 }
 
 fn store_failure(account_id: AccountId, e: StoreError) -> AuthFailure {
     // A decryption failure is a configuration problem (wrong key) or tampering, not a dead grant:
-    // it is reported as it is and the row is left untouched.
-    let message = match e {
-        StoreError::Decrypt(d) => d.to_string(),
-        StoreError::Db { source, .. } => {
-            format!("database error while reading its credentials: {source}")
-        }
-    };
-    transient(account_id, message)
+    // it is reported as it is (its text names the account and the key; it has no cause) and the
+    // row is left untouched.
+    match e {
+        StoreError::Decrypt(d) => transient(account_id, d.to_string()),
+        StoreError::Db { source, .. } => db_failure(account_id, source),
+    }
 }
 
 fn not_connected(account_id: AccountId) -> AuthFailure {
@@ -655,6 +667,7 @@ fn not_connected(account_id: AccountId) -> AuthFailure {
         needs_reauth: true,
         message: "no stored credentials; run `lightspeed-sync authorize` to connect the account"
             .into(),
+        source: None,
     }
 }
 
@@ -666,6 +679,7 @@ fn refused(account_id: AccountId, reason: Option<&str>) -> AuthFailure {
             "needs re-authorization ({}); run `lightspeed-sync authorize` to reconnect the account",
             reason.unwrap_or("the refresh token was rejected")
         ),
+        source: None,
     }
 }
 

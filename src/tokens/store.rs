@@ -68,7 +68,7 @@ pub struct NewTokens<'a> {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database failed (the message names the account; it never contains a token).
-    #[error("database error on the credentials of account {account_id}: {source}")]
+    #[error("database error on the credentials of account {account_id}")]
     Db {
         /// The account.
         account_id: AccountId,

@@ -73,6 +73,7 @@ impl TestTokens {
             account_id: account_id.into(),
             needs_reauth,
             message: "refresh token revoked".into(),
+            source: None,
         })
     }
 }
@@ -107,6 +108,7 @@ impl TokenProvider for TestTokens {
                     account_id,
                     needs_reauth,
                     message,
+                    source: None,
                 });
             }
             match self.failure(account_id.get()) {

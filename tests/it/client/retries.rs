@@ -88,6 +88,7 @@ async fn gives_up_after_max_attempts_naming_the_url() {
             url: u,
             attempts,
             reason,
+            ..
         } => {
             assert_eq!((u, *attempts), (&url, 4));
             assert!(
